@@ -3,7 +3,12 @@
     {
       "target_name": "caphost_core",
       "sources": [
-        "native/core/addon.cc"
+        "native/core/addon.cc",
+        "native/core/shared_memory.cc",
+        "native/core/futex.cc",
+        "native/core/sandbox.cc",
+        "native/core/landlock.cc",
+        "native/core/thread_broadcast.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

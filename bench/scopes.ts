@@ -1,0 +1,26 @@
+/**
+ * Every bench scope, in one table. A later scope ('gpu', 'serve', 'mesh',
+ * 'http') is one more entry here. Runners are imported lazily so that a scope
+ * whose dependencies are missing (no GPU toolkit, no NATS) cannot break the
+ * others, or `--list`.
+ */
+import type { ScopeRunner } from './suite.js';
+
+export interface Scope {
+  description: string;
+  /** Runs when no --scope is given. */
+  inDefault: boolean;
+  run: ScopeRunner;
+}
+
+export const SCOPES: Record<string, Scope> = {
+  core: {
+    description: 'thread-worker calls vs piscina and MessageChannel: latency, throughput, 1 MiB hand-off, idle CPU',
+    inDefault: true,
+    run: async (ctx) => (await import('./core/suite.js')).runCore(ctx),
+  },
+};
+
+export function defaultScopes(): string[] {
+  return Object.keys(SCOPES).filter((name) => SCOPES[name]!.inDefault);
+}

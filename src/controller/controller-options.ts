@@ -1,0 +1,149 @@
+import { isAbsolute, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { ResourceLimits } from 'node:worker_threads';
+import { CaphostError, ErrorCode } from '../errors.js';
+import { type LogLevel, type Logger, createConsoleLogger, levelRank, parseLogLevel } from '../logger.js';
+import { type ChannelConfig, defaultChannelConfig } from '../scheduler/ring-layout.js';
+
+export interface WorkerEntry {
+  /** The worker module: a path (relative to the current directory) or a file URL. */
+  readonly module: string | URL;
+  /** `thread` runs it in a worker_thread of the controller's process. */
+  readonly strategy?: 'thread' | 'process';
+  /** Copies of the worker to run; calls go to the least loaded. Default 1. */
+  readonly replicas?: number;
+  /** V8 heap limits for each thread worker (worker_threads resourceLimits). */
+  readonly resourceLimits?: ResourceLimits;
+  /** Hard cap on calls held by one replica at once (its ring). Default: the ring's slot count. */
+  readonly maxInFlight?: number;
+  /** How long setup may take before start fails. Default 30 000 ms. */
+  readonly startTimeoutMs?: number;
+}
+
+export interface RestartPolicy {
+  /** First delay before restarting a crashed worker. Default 100 ms; doubles per crash. */
+  readonly initialDelayMs?: number;
+  /** Longest delay between restarts. Default 5 000 ms. */
+  readonly maxDelayMs?: number;
+  /** Crashes within `windowMs` after which the replica is given up. Default 5. */
+  readonly maxCrashes?: number;
+  /** Default 60 000 ms. */
+  readonly windowMs?: number;
+}
+
+export interface ControllerOptions {
+  readonly workers: readonly WorkerEntry[];
+  /** Calls that may wait per capability before QUEUE_FULL. Default 10 000. */
+  readonly maxQueue?: number;
+  /** How long a handler may ignore an aborted ctx.signal before its worker is recycled. Default 1 000 ms. */
+  readonly abortGraceMs?: number;
+  /** Bytes of shared memory for zero-copy buffers (controller.arena). Default 64 MiB; 0 turns it off. */
+  readonly arenaBytes?: number;
+  /** Ring geometry per worker. */
+  readonly transport?: Partial<ChannelConfig>;
+  /** Work each replica's ring should hold ahead of its handler, in µs; bounds how long a high-priority call waits behind queued work. Default 1 000. */
+  readonly ringBudgetUs?: number;
+  readonly restart?: RestartPolicy;
+  /** A logger, or a level for the built-in stderr logger. Default: CAPHOST_LOG or 'info'. */
+  readonly logger?: Logger | LogLevel;
+}
+
+export interface ResolvedWorkerEntry {
+  readonly module: URL;
+  readonly strategy: 'thread';
+  readonly replicas: number;
+  readonly resourceLimits: ResourceLimits | undefined;
+  readonly maxInFlight: number;
+  readonly startTimeoutMs: number;
+}
+
+export interface ResolvedOptions {
+  readonly workers: readonly ResolvedWorkerEntry[];
+  readonly maxQueue: number;
+  readonly abortGraceMs: number;
+  readonly arenaBytes: number;
+  readonly channel: ChannelConfig;
+  readonly ringBudgetUs: number;
+  readonly restart: Required<RestartPolicy>;
+  readonly logger: Logger;
+  readonly logLevel: LogLevel;
+}
+
+function invalid(option: string, expected: string, value: unknown): CaphostError {
+  return new CaphostError(ErrorCode.INVALID_ARGUMENT, `options.${option} must be ${expected}, got ${JSON.stringify(value) ?? String(value)}`, {
+    details: { option },
+  });
+}
+
+function integer(option: string, value: unknown, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw invalid(option, `an integer from ${min} to ${max}`, value);
+  }
+  return value;
+}
+
+const isPowerOfTwo = (n: number): boolean => n > 0 && (n & (n - 1)) === 0;
+
+function moduleUrl(option: string, value: unknown): URL {
+  if (value instanceof URL) {
+    if (value.protocol !== 'file:') throw invalid(option, 'a path or a file: URL', value.href);
+    return value;
+  }
+  if (typeof value !== 'string' || value.length === 0) throw invalid(option, 'a path or a file: URL', value);
+  if (value.startsWith('file:')) return new URL(value);
+  return pathToFileURL(isAbsolute(value) ? value : resolve(value));
+}
+
+/** Validates every option eagerly, so mistakes surface at start with the option's name. */
+export function resolveOptions(options: ControllerOptions): ResolvedOptions {
+  if (options === null || typeof options !== 'object') throw invalid('', 'an object', options);
+  if (!Array.isArray(options.workers) || options.workers.length === 0) throw invalid('workers', 'a non-empty array of { module, strategy, replicas }', options.workers);
+  const transport = options.transport ?? {};
+  const slots = integer('transport.slots', transport.slots, defaultChannelConfig.slots, 2, 65536);
+  if (!isPowerOfTwo(slots)) throw invalid('transport.slots', 'a power of two', slots);
+  const slotBytes = integer('transport.slotBytes', transport.slotBytes, defaultChannelConfig.slotBytes, 128, 1 << 20);
+  if (slotBytes % 64 !== 0) throw invalid('transport.slotBytes', 'a multiple of 64', slotBytes);
+  const overflowBytes = integer('transport.overflowBytes', transport.overflowBytes, defaultChannelConfig.overflowBytes, 4096, 1 << 30);
+  if (!isPowerOfTwo(overflowBytes)) throw invalid('transport.overflowBytes', 'a power of two', overflowBytes);
+  const workers = options.workers.map((entry, i): ResolvedWorkerEntry => {
+    const at = `workers[${i}]`;
+    if (entry === null || typeof entry !== 'object') throw invalid(at, 'an object { module, strategy, replicas }', entry);
+    const strategy = entry.strategy ?? 'thread';
+    if (strategy === 'process') {
+      throw new CaphostError(ErrorCode.SANDBOX_UNAVAILABLE, `${at}.strategy "process" (the sandboxed child) is not available in this build of caphost; use strategy "thread" for trusted code`, { details: { option: `${at}.strategy` } });
+    }
+    if (strategy !== 'thread') throw invalid(`${at}.strategy`, '"thread" or "process"', strategy);
+    if (entry.resourceLimits !== undefined && (entry.resourceLimits === null || typeof entry.resourceLimits !== 'object')) {
+      throw invalid(`${at}.resourceLimits`, 'an object of worker_threads resource limits', entry.resourceLimits);
+    }
+    return {
+      module: moduleUrl(`${at}.module`, entry.module),
+      strategy,
+      replicas: integer(`${at}.replicas`, entry.replicas, 1, 1, 256),
+      resourceLimits: entry.resourceLimits,
+      maxInFlight: integer(`${at}.maxInFlight`, entry.maxInFlight, slots, 1, slots),
+      startTimeoutMs: integer(`${at}.startTimeoutMs`, entry.startTimeoutMs, 30_000, 1),
+    };
+  });
+  const restart = options.restart ?? {};
+  const logLevel = typeof options.logger === 'string' ? options.logger : parseLogLevel(process.env['CAPHOST_LOG'], 'info');
+  if (!(logLevel in levelRank)) throw invalid('logger', 'a Logger or one of debug, info, warn, error, silent', options.logger);
+  const logger = options.logger !== undefined && typeof options.logger === 'object' ? options.logger : createConsoleLogger(logLevel);
+  return {
+    workers,
+    maxQueue: integer('maxQueue', options.maxQueue, 10_000, 0),
+    abortGraceMs: integer('abortGraceMs', options.abortGraceMs, 1_000, 0),
+    arenaBytes: integer('arenaBytes', options.arenaBytes, 64 * 1024 * 1024, 0, 2 ** 31),
+    channel: { slots, slotBytes, overflowBytes },
+    ringBudgetUs: integer('ringBudgetUs', options.ringBudgetUs, 1_000, 1),
+    restart: {
+      initialDelayMs: integer('restart.initialDelayMs', restart.initialDelayMs, 100, 0),
+      maxDelayMs: integer('restart.maxDelayMs', restart.maxDelayMs, 5_000, 0),
+      maxCrashes: integer('restart.maxCrashes', restart.maxCrashes, 5, 1),
+      windowMs: integer('restart.windowMs', restart.windowMs, 60_000, 1),
+    },
+    logger,
+    logLevel,
+  };
+}

@@ -1,0 +1,231 @@
+import { CaphostError, ErrorCode } from '../errors.js';
+import type { ExecutionStrategy } from '../isolation/execution-strategy.js';
+import { ThreadStrategy } from '../isolation/thread-strategy.js';
+import { type CapabilityDescriptor, CapabilityRegistry } from '../router/capability-registry.js';
+import { parseCapabilityId } from '../router/capability-ref.js';
+import { compileSchema } from '../router/capability-schema.js';
+import { PendingCall } from '../scheduler/pending-call.js';
+import { Replica } from '../scheduler/replica.js';
+import { Scheduler } from '../scheduler/scheduler.js';
+import { SharedArena } from '../scheduler/shared-arena.js';
+import { type ControllerOptions, type ResolvedOptions, resolveOptions } from './controller-options.js';
+import { ReplicaSupervisor } from './replica-supervisor.js';
+
+export interface CallOptions {
+  /** Milliseconds from now after which the call fails with DEADLINE_EXCEEDED (queued or running). */
+  readonly deadlineMs?: number;
+  /** Aborting it fails the call with CANCELLED and aborts the handler's ctx.signal. */
+  readonly signal?: AbortSignal;
+  /** Higher runs first among queued calls of the same capability. Default 0. */
+  readonly priority?: number;
+}
+
+export interface CloseOptions {
+  /** How long in-flight and queued calls may take to finish before they are rejected. Default 5 000 ms. */
+  readonly graceMs?: number;
+}
+
+export interface WorkerStats {
+  readonly worker: string;
+  readonly state: string;
+  readonly inFlight: number;
+  readonly inFlightLimit: number;
+  readonly restarts: number;
+  readonly averageBusyUs: number;
+}
+
+export interface ControllerStats {
+  readonly workers: readonly WorkerStats[];
+  readonly capabilities: ReturnType<Scheduler['stats']>['capabilities'];
+  readonly queued: number;
+  readonly arena: { readonly bytes: number; readonly inUse: number };
+}
+
+function rejectWith(error: unknown): Promise<never> {
+  return Promise.reject(error);
+}
+
+/**
+ * The single point of trust on a node: it starts and supervises workers, owns shared memory and
+ * the routing table, and settles every call exactly once.
+ */
+export class Controller {
+  readonly #options: ResolvedOptions;
+  readonly #registry = new CapabilityRegistry();
+  readonly #scheduler: Scheduler;
+  readonly #supervisors: ReplicaSupervisor[] = [];
+  readonly #arena: SharedArena | null;
+  #closing: Promise<void> | undefined;
+
+  private constructor(options: ResolvedOptions) {
+    this.#options = options;
+    this.#arena = options.arenaBytes > 0 ? new SharedArena(options.arenaBytes) : null;
+    this.#scheduler = new Scheduler({
+      maxQueue: options.maxQueue,
+      abortGraceMs: options.abortGraceMs,
+      arena: this.#arena?.buffer ?? null,
+      recycle: (replica, reason) => this.#supervisors.find((s) => s.replica === replica)?.recycle(reason),
+    });
+  }
+
+  /** Starts every worker and resolves once each has finished setup and reported its capabilities. */
+  static async start(options: ControllerOptions): Promise<Controller> {
+    const controller = new Controller(resolveOptions(options));
+    try {
+      await controller.#startWorkers();
+    } catch (err) {
+      await controller.close({ graceMs: 0 });
+      throw err;
+    }
+    return controller;
+  }
+
+  async #startWorkers(): Promise<void> {
+    const options = this.#options;
+    let provider = 0;
+    const starts: Promise<void>[] = [];
+    options.workers.forEach((entry, entryIndex) => {
+      const strategy: ExecutionStrategy = new ThreadStrategy(entry.resourceLimits);
+      const moduleName = entry.module.pathname.split('/').pop() ?? entry.module.href;
+      for (let r = 0; r < entry.replicas; r++) {
+        const replica = new Replica(provider++, `${moduleName}#${entryIndex}.${r}`, entry.maxInFlight, options.ringBudgetUs * 1000);
+        this.#scheduler.addReplica(replica);
+        const supervisor = new ReplicaSupervisor(replica, entry, r, {
+          strategy,
+          scheduler: this.#scheduler,
+          channelConfig: options.channel,
+          arena: this.#arena?.buffer ?? null,
+          log: options.logger,
+          logLevel: options.logLevel,
+          restart: options.restart,
+        });
+        this.#supervisors.push(supervisor);
+        starts.push(
+          supervisor.start().then((advertised) => {
+            const capabilities = advertised.map((cap) => ({ id: parseCapabilityId(cap.key), schema: compileSchema(cap.key, cap) }));
+            this.#registry.add(replica.provider, false, capabilities);
+          }),
+        );
+      }
+    });
+    const results = await Promise.allSettled(starts);
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failure !== undefined) throw failure.reason;
+    options.logger.info(`controller started ${this.#supervisors.length} worker(s)`, { capabilities: this.#registry.describe().map((c) => c.capability) });
+  }
+
+  /** Shared memory for zero-copy buffers: a view of it in a bytes field crosses a call by reference. */
+  get arena(): SharedArena {
+    if (this.#arena === null) throw new CaphostError(ErrorCode.INVALID_ARGUMENT, 'this controller was started with arenaBytes: 0, so it has no shared arena');
+    return this.#arena;
+  }
+
+  /**
+   * Calls a capability (`name@major` or `name@major.minor`) and resolves with its decoded output.
+   * Always returns a promise; every failure is a CaphostError with a stable code.
+   */
+  call<O = Record<string, unknown>>(capability: string, input: object, options?: CallOptions): Promise<O> {
+    if (this.#closing !== undefined) {
+      return rejectWith(new CaphostError(ErrorCode.CONTROLLER_CLOSED, `the controller is closed; "${capability}" was not called`));
+    }
+    let group;
+    let encoded;
+    try {
+      group = this.#registry.group(capability);
+      const codec = group.candidates[0]!.schema.input;
+      codec.check(input);
+      encoded = codec.encode(input, this.#arena?.buffer ?? null);
+    } catch (err) {
+      return rejectWith(err);
+    }
+    let deadline = 0;
+    let priority = 0;
+    let signal: AbortSignal | undefined;
+    if (options !== undefined) {
+      const problem = checkCallOptions(options);
+      if (problem !== undefined) return rejectWith(problem);
+      if (options.deadlineMs !== undefined) deadline = Date.now() + options.deadlineMs;
+      priority = options.priority ?? 0;
+      signal = options.signal;
+      if (signal?.aborted) {
+        return rejectWith(new CaphostError(ErrorCode.CANCELLED, `the signal for this "${capability}" call was already aborted`, { cause: signal.reason }));
+      }
+    }
+    if (((encoded.bytes.length + 63) & ~63) > this.#options.channel.overflowBytes) {
+      return rejectWith(
+        new CaphostError(
+          ErrorCode.PAYLOAD_TOO_LARGE,
+          `the input of this "${capability}" call encodes to ${encoded.bytes.length} bytes, more than transport.overflowBytes (${this.#options.channel.overflowBytes}); pass large buffers as views of controller.arena, or raise transport.overflowBytes`,
+          { details: { capability, bytes: encoded.bytes.length } },
+        ),
+      );
+    }
+    return new Promise<O>((resolve, reject) => {
+      const call = new PendingCall(group, encoded.bytes, encoded.refs, priority, this.#scheduler.nextSeq(), deadline, signal, resolve as (v: unknown) => void, reject);
+      this.#scheduler.submit(call);
+    });
+  }
+
+  /** What this controller serves: each capability with its version, providers and message types. */
+  capabilities(): CapabilityDescriptor[] {
+    return this.#registry.describe();
+  }
+
+  stats(): ControllerStats {
+    const scheduler = this.#scheduler.stats();
+    return {
+      workers: this.#supervisors.map((s) => ({
+        worker: s.replica.label,
+        state: s.state,
+        inFlight: s.replica.channel?.inFlight ?? 0,
+        inFlightLimit: s.replica.inFlightLimit,
+        restarts: s.restarts,
+        averageBusyUs: s.replica.averageBusyNs / 1000,
+      })),
+      capabilities: scheduler.capabilities,
+      queued: scheduler.queued,
+      arena: { bytes: this.#arena?.byteLength ?? 0, inUse: this.#arena?.bytesInUse ?? 0 },
+    };
+  }
+
+  /**
+   * Stops taking calls, lets queued and in-flight calls finish for up to graceMs, rejects the rest
+   * with CONTROLLER_CLOSED, runs each worker's teardown and ends the workers. Idempotent.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    this.#closing ??= this.#close(options.graceMs ?? 5_000);
+    return this.#closing;
+  }
+
+  async #close(graceMs: number): Promise<void> {
+    const until = Date.now() + graceMs;
+    while (Date.now() < until && this.#busy()) await new Promise((r) => setTimeout(r, 2));
+    const closed = () => new CaphostError(ErrorCode.CONTROLLER_CLOSED, 'the controller closed before this call finished');
+    this.#scheduler.rejectQueued(closed);
+    for (const supervisor of this.#supervisors) supervisor.replica.channel?.shutdown();
+    for (const supervisor of this.#supervisors) this.#scheduler.replicaDown(supervisor.replica, closed(), ErrorCode.CONTROLLER_CLOSED);
+    await Promise.all(this.#supervisors.map((s) => s.stop(Math.max(1000, graceMs))));
+    this.#scheduler.close();
+  }
+
+  #busy(): boolean {
+    return this.#scheduler.queuedCalls > 0 || this.#supervisors.some((s) => (s.replica.channel?.inFlight ?? 0) > 0);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+function checkCallOptions(options: CallOptions): CaphostError | undefined {
+  const bad = (name: string, expected: string, value: unknown) =>
+    new CaphostError(ErrorCode.INVALID_ARGUMENT, `call options.${name} must be ${expected}, got ${String(value)}`, { details: { option: name } });
+  if (options.deadlineMs !== undefined && !(typeof options.deadlineMs === 'number' && options.deadlineMs > 0 && Number.isFinite(options.deadlineMs))) {
+    return bad('deadlineMs', 'a positive finite number of milliseconds', options.deadlineMs);
+  }
+  if (options.priority !== undefined && !(typeof options.priority === 'number' && Number.isFinite(options.priority))) {
+    return bad('priority', 'a finite number (higher runs first)', options.priority);
+  }
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) return bad('signal', 'an AbortSignal', options.signal);
+  return undefined;
+}

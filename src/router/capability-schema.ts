@@ -1,0 +1,135 @@
+import protobuf from 'protobufjs';
+import { CaphostError, ErrorCode } from '../errors.js';
+import type { ArenaRef } from '../scheduler/slot-ring.js';
+
+/** What a worker module declares for one capability: proto source and the two message names. */
+export interface SchemaSource {
+  /** .proto source text (already read from disk if the module gave a path). */
+  readonly proto: string;
+  readonly input: string;
+  readonly output: string;
+}
+
+interface BytesField {
+  readonly name: string;
+  readonly id: number;
+}
+
+/** One compiled message type with the checks and the arena-aware codec the call path needs. */
+export class MessageCodec {
+  private readonly bytesFields: readonly BytesField[];
+  private readonly fieldNames: ReadonlySet<string>;
+  private readonly bytesById: ReadonlyMap<number, string>;
+
+  constructor(
+    readonly type: protobuf.Type,
+    private readonly label: string,
+  ) {
+    const bytes: BytesField[] = [];
+    for (const field of type.fieldsArray) {
+      if (field.type === 'bytes' && !field.repeated && !field.map) bytes.push({ name: field.name, id: field.id });
+    }
+    this.bytesFields = bytes;
+    this.bytesById = new Map(bytes.map((f) => [f.id, f.name]));
+    this.fieldNames = new Set(type.fieldsArray.map((f) => f.name));
+  }
+
+  /** Throws SCHEMA_MISMATCH naming the first field that does not fit. */
+  check(message: unknown): void {
+    if (message === null || typeof message !== 'object' || Array.isArray(message)) {
+      throw this.mismatch(`must be an object with the fields of ${this.type.name}`, undefined);
+    }
+    if (message instanceof this.type.ctor) return;
+    for (const key in message) {
+      if (!this.fieldNames.has(key) && (message as Record<string, unknown>)[key] !== undefined) {
+        throw this.mismatch(`has field "${key}", which ${this.type.name} does not define`, key);
+      }
+    }
+    const problem = this.type.verify(message as Record<string, unknown>);
+    if (problem !== null) {
+      const field = problem.slice(0, problem.indexOf(':'));
+      throw this.mismatch(`field "${field}": ${problem.slice(field.length + 2)}`, field);
+    }
+  }
+
+  private mismatch(what: string, field: string | undefined): CaphostError {
+    return new CaphostError(ErrorCode.SCHEMA_MISMATCH, `${this.label} ${what}`, {
+      details: field === undefined ? { message: this.type.name } : { message: this.type.name, field },
+    });
+  }
+
+  /**
+   * Encodes `message`. Top-level bytes fields whose value is a view of `arena` are left out of
+   * the protobuf and returned as references, so shared memory crosses without a copy.
+   */
+  encode(message: object, arena: ArrayBufferLike | null): { bytes: Uint8Array; refs: ArenaRef[] | null } {
+    let refs: ArenaRef[] | null = null;
+    let plain: Record<string, unknown> = message as Record<string, unknown>;
+    if (arena !== null) {
+      for (let i = 0; i < this.bytesFields.length; i++) {
+        const field = this.bytesFields[i]!;
+        const value = plain[field.name];
+        if (ArrayBuffer.isView(value) && value.buffer === arena) {
+          if (refs === null) {
+            refs = [];
+            plain = { ...plain };
+          }
+          refs.push({ field: field.id, offset: value.byteOffset, length: value.byteLength });
+          plain[field.name] = undefined;
+        }
+      }
+    }
+    return { bytes: this.type.encode(plain).finish(), refs };
+  }
+
+  decode(bytes: Uint8Array, refs: readonly ArenaRef[] | null, arena: ArrayBufferLike | null): Record<string, unknown> {
+    const message = this.type.decode(bytes) as unknown as Record<string, unknown>;
+    if (refs !== null) {
+      if (arena === null) throw new CaphostError(ErrorCode.NATIVE_ERROR, `${this.label} carries shared-arena references but no arena is mapped`);
+      for (const ref of refs) {
+        const name = this.bytesById.get(ref.field);
+        if (name === undefined || ref.offset + ref.length > arena.byteLength) {
+          throw new CaphostError(ErrorCode.SCHEMA_MISMATCH, `${this.label} has an arena reference that does not fit its schema`);
+        }
+        message[name] = new Uint8Array(arena, ref.offset, ref.length);
+      }
+    }
+    return message;
+  }
+}
+
+export interface CapabilitySchema {
+  readonly input: MessageCodec;
+  readonly output: MessageCodec;
+}
+
+function lookup(root: protobuf.Root, name: string, capability: string, role: string): protobuf.Type {
+  try {
+    return root.lookupType(name);
+  } catch {
+    throw new CaphostError(
+      ErrorCode.INVALID_WORKER,
+      `capability ${capability}: schema.${role} names message "${name}", which its proto does not define`,
+      { details: { capability, role, message: name } },
+    );
+  }
+}
+
+/** Compiles a capability's schema; errors name the capability and say what to fix. */
+export function compileSchema(capability: string, source: SchemaSource): CapabilitySchema {
+  let root: protobuf.Root;
+  try {
+    root = protobuf.parse(source.proto, { keepCase: true }).root;
+    root.resolveAll();
+  } catch (cause) {
+    throw new CaphostError(
+      ErrorCode.INVALID_WORKER,
+      `capability ${capability}: its proto does not compile: ${(cause as Error).message}`,
+      { cause, details: { capability } },
+    );
+  }
+  return {
+    input: new MessageCodec(lookup(root, source.input, capability, 'input'), `${capability} input`),
+    output: new MessageCodec(lookup(root, source.output, capability, 'output'), `${capability} output`),
+  };
+}

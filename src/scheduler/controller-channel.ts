@@ -1,0 +1,172 @@
+import { CANCEL_ENTRY_BYTES, type ChannelLayout, Word } from './ring-layout.js';
+import { type ArenaRef, COMPLETIONS, REQUESTS, SlotRing, type SlotMessage, newSlotMessage } from './slot-ring.js';
+import { SpinBudget, spinUntil } from './spin-budget.js';
+
+/** Receives each completion as it is read; the message object is reused after the call returns. */
+export type CompletionSink = (message: SlotMessage) => void;
+
+/** How many pumps may follow one another as microtasks before the loop yields to I/O and timers. */
+const MICROTASK_BURST = 32;
+
+/**
+ * The controller's side of one worker channel. It produces requests and cancels, consumes
+ * completions, and never blocks the event loop for longer than a bounded, adaptive spin:
+ * when nothing arrives within it, it parks in Atomics.waitAsync and the worker notifies it.
+ */
+export class ControllerChannel {
+  private readonly requests: SlotRing;
+  private readonly completions: SlotRing;
+  private readonly i32: Int32Array;
+  private readonly cancels: Uint32Array;
+  private readonly cancelMask: number;
+  private cancelTail: number;
+  private readonly message = newSlotMessage();
+  /** Spin after a lone request: pays off when the worker is awake and the handler is short. */
+  private readonly soloSpin = new SpinBudget(1, 50);
+  /** Spin before parking while calls are in flight. */
+  private readonly flowSpin = new SpinBudget(1, 20);
+  private armed = false;
+  /** True while completions are being handed to the sink, which may place further requests. */
+  private draining = false;
+  private burst = 0;
+  private closed = false;
+  /** Calls placed in this channel and not yet completed; kept by the owner through place/complete. */
+  inFlight = 0;
+
+  constructor(
+    readonly buffer: SharedArrayBuffer,
+    readonly layout: ChannelLayout,
+    private readonly sink: CompletionSink,
+  ) {
+    this.requests = new SlotRing(buffer, layout, REQUESTS(layout));
+    this.completions = SlotRing.consumer(buffer, layout, COMPLETIONS(layout));
+    this.i32 = this.requests.i32;
+    this.cancels = new Uint32Array(buffer, layout.cancelOffset, (layout.slots * CANCEL_ENTRY_BYTES) >> 2);
+    this.cancelMask = layout.slots - 1;
+    this.cancelTail = Atomics.load(this.i32, Word.CANCEL_TAIL) >>> 0;
+  }
+
+  /** Ring position the next request will take: identifies it to cancel() and to crash recovery. */
+  get nextPosition(): number {
+    return this.requests.position;
+  }
+
+  /** Requests the worker has taken off the ring so far (a ring position). */
+  get consumedPosition(): number {
+    return Atomics.load(this.i32, Word.REQ_HEAD) >>> 0;
+  }
+
+  fits(length: number, refCount: number): boolean {
+    return this.requests.fits(length, refCount);
+  }
+
+  /**
+   * Places a request; false when its payload needs overflow space the worker has not released
+   * yet. The caller keeps inFlight below the slot count, so a slot is always free.
+   */
+  place(ticket: number, kind: number, deadline: number, payload: Uint8Array, refs: readonly ArenaRef[] | null): boolean {
+    if (!this.requests.write(ticket, kind, deadline, payload, refs)) return false;
+    this.inFlight++;
+    if (Atomics.load(this.i32, Word.WORKER_PARKED) !== 0) Atomics.notify(this.i32, Word.REQ_TAIL, 1);
+    if (this.inFlight === 1 && !this.draining) {
+      // A lone call: the answer often comes back within a microsecond or two, so wait for it here
+      // rather than paying for an event-loop turn.
+      if (spinUntil(() => this.completions.hasMessage(), this.soloSpin.us)) {
+        this.soloSpin.hit();
+        this.drain();
+      } else this.soloSpin.miss();
+    }
+    if (this.inFlight > 0 && !this.armed) this.arm();
+    return true;
+  }
+
+  /** Asks the worker to abort the request at `position`; harmless if it already finished. */
+  cancel(position: number, reason: number): void {
+    const head = Atomics.load(this.i32, Word.CANCEL_HEAD) >>> 0;
+    if (((this.cancelTail - head) >>> 0) >= this.layout.slots) return;
+    const at = (this.cancelTail & this.cancelMask) * 2;
+    this.cancels[at] = position;
+    this.cancels[at + 1] = reason;
+    this.cancelTail = (this.cancelTail + 1) >>> 0;
+    Atomics.store(this.i32, Word.CANCEL_TAIL, this.cancelTail | 0);
+    Atomics.notify(this.i32, Word.REQ_TAIL, 1);
+  }
+
+  /** Reads every completion that has arrived. */
+  drain(): number {
+    let n = 0;
+    this.draining = true;
+    try {
+      while (this.completions.hasMessage()) {
+        this.completions.read(this.message);
+        this.inFlight--;
+        n++;
+        this.sink(this.message);
+      }
+    } finally {
+      this.draining = false;
+    }
+    return n;
+  }
+
+  private arm(): void {
+    this.armed = true;
+    queueMicrotask(this.pump);
+  }
+
+  private readonly pump = (): void => {
+    this.armed = false;
+    if (this.closed) return;
+    let n = this.drain();
+    if (this.inFlight === 0 || this.armed) {
+      this.burst = 0;
+      return;
+    }
+    if (n === 0) {
+      if (spinUntil(() => this.completions.hasMessage(), this.flowSpin.us)) {
+        this.flowSpin.hit();
+        n = 1;
+      } else this.flowSpin.miss();
+    }
+    if (n === 0) {
+      this.burst = 0;
+      this.park();
+    } else if (++this.burst < MICROTASK_BURST) {
+      // Let the continuations of the calls just settled run (they often place the next calls), then drain again.
+      this.arm();
+    } else {
+      this.burst = 0;
+      this.armed = true;
+      setImmediate(this.pump);
+    }
+  };
+
+  private park(): void {
+    this.armed = true;
+    Atomics.store(this.i32, Word.CONTROLLER_PARKED, 1);
+    const wait = this.completions.hasMessage() ? null : Atomics.waitAsync(this.i32, Word.CMP_TAIL, this.completions.consumed | 0);
+    if (wait === null || !wait.async) {
+      Atomics.store(this.i32, Word.CONTROLLER_PARKED, 0);
+      setImmediate(this.pump);
+      return;
+    }
+    void wait.value.then(this.wake);
+  }
+
+  private readonly wake = (): void => {
+    Atomics.store(this.i32, Word.CONTROLLER_PARKED, 0);
+    this.pump();
+  };
+
+  /** Asks the worker to leave its loop; it runs teardown and exits. */
+  shutdown(): void {
+    Atomics.store(this.i32, Word.SHUTDOWN, 1);
+    Atomics.notify(this.i32, Word.REQ_TAIL);
+  }
+
+  /** Stops reading completions; the worker is gone or going. Wakes a pending wait so it can settle. */
+  close(): void {
+    this.closed = true;
+    Atomics.notify(this.i32, Word.CMP_TAIL);
+  }
+}

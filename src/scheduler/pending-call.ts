@@ -1,0 +1,68 @@
+import type { CaphostError } from '../errors.js';
+import type { CapabilityRoute, RouteGroup } from '../router/capability-registry.js';
+import type { ArenaRef } from './slot-ring.js';
+
+export const CallState = {
+  QUEUED: 0,
+  RUNNING: 1,
+  SETTLED: 2,
+} as const;
+export type CallState = (typeof CallState)[keyof typeof CallState];
+
+/**
+ * One call from submission to settlement. `settle*` are the only way out, and they check the
+ * state, so a call settles exactly once whatever races (completion, deadline, cancel, crash).
+ */
+export class PendingCall {
+  state: CallState = CallState.QUEUED;
+  /** The route it was placed on, once placed. */
+  route: CapabilityRoute | undefined;
+  /** Provider id of the replica holding it while RUNNING. */
+  provider = -1;
+  ticket = -1;
+  /** Ring position of its request while RUNNING. */
+  position = 0;
+  /** Index in its queue's heap while QUEUED (-1 otherwise). */
+  heapIndex = -1;
+  onAbort: (() => void) | undefined;
+  readonly submittedAt = performance.now();
+
+  constructor(
+    readonly group: RouteGroup,
+    readonly payload: Uint8Array,
+    readonly refs: readonly ArenaRef[] | null,
+    readonly priority: number,
+    readonly seq: number,
+    /** Absolute deadline in epoch ms, 0 when none. */
+    readonly deadline: number,
+    readonly signal: AbortSignal | undefined,
+    private readonly resolveFn: (value: unknown) => void,
+    private readonly rejectFn: (error: CaphostError) => void,
+  ) {}
+
+  get settled(): boolean {
+    return this.state === CallState.SETTLED;
+  }
+
+  resolve(value: unknown): boolean {
+    if (this.state === CallState.SETTLED) return false;
+    this.finish();
+    this.resolveFn(value);
+    return true;
+  }
+
+  reject(error: CaphostError): boolean {
+    if (this.state === CallState.SETTLED) return false;
+    this.finish();
+    this.rejectFn(error);
+    return true;
+  }
+
+  private finish(): void {
+    this.state = CallState.SETTLED;
+    if (this.onAbort !== undefined) {
+      this.signal!.removeEventListener('abort', this.onAbort);
+      this.onAbort = undefined;
+    }
+  }
+}

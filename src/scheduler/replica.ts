@@ -1,0 +1,84 @@
+import type { ControllerChannel } from './controller-channel.js';
+import type { PendingCall } from './pending-call.js';
+
+/**
+ * The scheduler's view of one worker replica: its channel while it runs, the calls it holds by
+ * ticket, and how many more it should be given. The replica survives restarts of its worker;
+ * only the channel changes.
+ */
+export class Replica {
+  channel: ControllerChannel | null = null;
+  /** Index of each capability key in the running worker's own table. */
+  capabilityIndex: ReadonlyMap<string, number> = new Map();
+  /** Set when the worker cannot be restarted: its capabilities are unavailable here. */
+  failed = false;
+  private tickets: (PendingCall | undefined)[] = [];
+  private freeTickets: number[] = [];
+  /** Smoothed handler busy time per call, in ns, as the worker reports it. */
+  private busyNs = 0;
+  private limit: number;
+
+  constructor(
+    readonly provider: number,
+    readonly label: string,
+    /** Hard cap on calls in the ring at once (at most the ring's slot count). */
+    readonly maxInFlight: number,
+    /** Work the ring should hold ahead of the worker, in ns: deep enough to keep it busy, shallow enough that priorities still act. */
+    private readonly ringBudgetNs: number,
+  ) {
+    this.limit = maxInFlight;
+  }
+
+  /** Load figure for routing: calls held now, or Infinity when it cannot take another. */
+  load(): number {
+    const channel = this.channel;
+    if (channel === null) return Infinity;
+    return channel.inFlight >= this.limit ? Infinity : channel.inFlight;
+  }
+
+  attach(channel: ControllerChannel, capabilityIndex: ReadonlyMap<string, number>): void {
+    this.channel = channel;
+    this.capabilityIndex = capabilityIndex;
+    this.tickets = new Array<PendingCall | undefined>(this.maxInFlight).fill(undefined);
+    this.freeTickets = Array.from({ length: this.maxInFlight }, (_, i) => this.maxInFlight - 1 - i);
+  }
+
+  /** Takes the worker's channel away and returns every call it held. */
+  detach(): PendingCall[] {
+    const held = this.tickets.filter((call): call is PendingCall => call !== undefined);
+    this.channel = null;
+    this.tickets = [];
+    this.freeTickets = [];
+    return held;
+  }
+
+  takeTicket(call: PendingCall): number {
+    const ticket = this.freeTickets.pop();
+    if (ticket === undefined) return -1;
+    this.tickets[ticket] = call;
+    return ticket;
+  }
+
+  /** Releases a ticket when its completion arrives, returning the call it held. */
+  releaseTicket(ticket: number, busyNs: number): PendingCall | undefined {
+    const call = this.tickets[ticket];
+    if (call === undefined) return undefined;
+    this.tickets[ticket] = undefined;
+    this.freeTickets.push(ticket);
+    this.busyNs = this.busyNs === 0 ? busyNs : this.busyNs + (busyNs - this.busyNs) / 16;
+    this.limit = Math.max(1, Math.min(this.maxInFlight, Math.ceil(this.ringBudgetNs / Math.max(this.busyNs, 1)) + 1));
+    return call;
+  }
+
+  holds(ticket: number, call: PendingCall): boolean {
+    return this.tickets[ticket] === call;
+  }
+
+  get inFlightLimit(): number {
+    return this.limit;
+  }
+
+  get averageBusyNs(): number {
+    return this.busyNs;
+  }
+}

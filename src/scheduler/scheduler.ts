@@ -1,0 +1,279 @@
+import { CaphostError, ErrorCode, isErrorCode } from '../errors.js';
+import type { CapabilityRoute, RouteGroup } from '../router/capability-registry.js';
+import { pickRoute } from '../router/route-table.js';
+import { CallQueue } from './call-queue.js';
+import type { CompletionSink } from './controller-channel.js';
+import { DeadlineTimer } from './deadline-timer.js';
+import { CallState, type PendingCall } from './pending-call.js';
+import { Replica } from './replica.js';
+import { CancelReason, Status } from './ring-layout.js';
+import type { SlotMessage } from './slot-ring.js';
+
+const decoder = new TextDecoder();
+
+export interface SchedulerOptions {
+  /** Calls that may wait per capability request before QUEUE_FULL. */
+  readonly maxQueue: number;
+  /** How long a handler may ignore its aborted signal before its worker is recycled. */
+  readonly abortGraceMs: number;
+  /** The shared arena, for decoding zero-copy references in outputs. */
+  readonly arena: SharedArrayBuffer | null;
+  /** Called when a replica must be recycled (a handler ran past its grace period). */
+  readonly recycle: (replica: Replica, reason: string) => void;
+}
+
+export interface CapabilityCounters {
+  submitted: number;
+  ok: number;
+  errors: Record<string, number>;
+}
+
+/**
+ * Places calls on replicas: per-request priority queues, least-loaded dispatch through the
+ * router's pure pick, deadlines and cancellation in queue and in flight, and recovery of the calls
+ * a crashed worker held.
+ */
+export class Scheduler {
+  private readonly replicas = new Map<number, Replica>();
+  private readonly queues = new Map<RouteGroup, CallQueue>();
+  private readonly deadlines = new DeadlineTimer((call) => this.abort(call, CancelReason.DEADLINE));
+  private readonly counters = new Map<string, CapabilityCounters>();
+  private queued = 0;
+  private seq = 0;
+  private readonly loadOf = (provider: number): number => this.replicas.get(provider)?.load() ?? Infinity;
+
+  constructor(private readonly options: SchedulerOptions) {}
+
+  addReplica(replica: Replica): void {
+    this.replicas.set(replica.provider, replica);
+  }
+
+  nextSeq(): number {
+    return this.seq++;
+  }
+
+  /** Takes a new call: places it now if a replica has room and nothing queued is ahead, else queues it. */
+  submit(call: PendingCall): void {
+    this.count(call.group.text).submitted++;
+    if (call.deadline > 0) this.deadlines.add(call);
+    if (call.signal !== undefined) {
+      call.onAbort = () => this.abort(call, CancelReason.CANCELLED);
+      call.signal.addEventListener('abort', call.onAbort, { once: true });
+    }
+    const queue = this.queues.get(call.group);
+    if ((queue === undefined || queue.size === 0) && this.place(call)) return;
+    this.enqueue(call);
+  }
+
+  private enqueue(call: PendingCall): void {
+    const group = call.group;
+    if (group.candidates.every((route) => this.replicas.get(route.provider)?.failed ?? true)) {
+      this.fail(call, new CaphostError(ErrorCode.CAPABILITY_UNAVAILABLE, `every worker providing "${group.text}" has failed and cannot be restarted; see the controller log for why`, { details: { capability: group.text } }));
+      return;
+    }
+    let queue = this.queues.get(group);
+    if (queue === undefined) {
+      queue = new CallQueue();
+      this.queues.set(group, queue);
+    }
+    if (queue.size >= this.options.maxQueue) {
+      this.fail(call, new CaphostError(ErrorCode.QUEUE_FULL, `the queue for "${group.text}" holds ${queue.size} calls (maxQueue); retry later, add replicas, or raise maxQueue`, { details: { capability: group.text, maxQueue: this.options.maxQueue } }));
+      return;
+    }
+    queue.push(call);
+    this.queued++;
+  }
+
+  /** Tries to place a call on the best replica with room. */
+  private place(call: PendingCall): boolean {
+    const route = pickRoute(call.group.candidates, this.loadOf) as CapabilityRoute | undefined;
+    if (route === undefined) return false;
+    const replica = this.replicas.get(route.provider)!;
+    const channel = replica.channel!;
+    const ticket = replica.takeTicket(call);
+    if (ticket < 0) return false;
+    const position = channel.nextPosition;
+    call.state = CallState.RUNNING;
+    call.route = route;
+    call.provider = replica.provider;
+    call.ticket = ticket;
+    call.position = position;
+    if (!channel.place(ticket, route.index, call.deadline, call.payload, call.refs)) {
+      replica.releaseTicket(ticket, replica.averageBusyNs);
+      call.state = CallState.QUEUED;
+      return false;
+    }
+    return true;
+  }
+
+  /** Moves queued calls onto replicas while any has room. */
+  private dispatchQueued(): void {
+    for (;;) {
+      let best: PendingCall | undefined;
+      let bestQueue: CallQueue | undefined;
+      for (const queue of this.queues.values()) {
+        const head = queue.peek();
+        if (head === undefined) continue;
+        if (best !== undefined && (head.priority < best.priority || (head.priority === best.priority && head.seq > best.seq))) continue;
+        if (pickRoute(head.group.candidates, this.loadOf) === undefined) continue;
+        best = head;
+        bestQueue = queue;
+      }
+      if (best === undefined) return;
+      bestQueue!.pop();
+      this.queued--;
+      if (!this.place(best)) {
+        bestQueue!.push(best);
+        this.queued++;
+        return;
+      }
+    }
+  }
+
+  sinkFor(replica: Replica): CompletionSink {
+    return (message: SlotMessage) => this.complete(replica, message);
+  }
+
+  private complete(replica: Replica, message: SlotMessage): void {
+    const call = replica.releaseTicket(message.ticket, message.time);
+    if (call !== undefined && call.state === CallState.RUNNING) {
+      if (message.kind === Status.OK) {
+        let output: unknown;
+        try {
+          output = call.route!.schema.output.decode(message.payload, message.refs, this.options.arena);
+        } catch (err) {
+          this.fail(call, err instanceof CaphostError ? err : new CaphostError(ErrorCode.SCHEMA_MISMATCH, `${call.group.text} output could not be decoded: ${(err as Error).message}`));
+          output = undefined;
+        }
+        if (call.resolve(output)) this.count(call.group.text).ok++;
+      } else {
+        this.fail(call, errorFromRecord(message.payload, call.group.text));
+      }
+    }
+    if (this.queued > 0) this.dispatchQueued();
+  }
+
+  /** Deadline or cancel: settles the call now and tells its worker, wherever it is. */
+  private abort(call: PendingCall, reason: number): void {
+    if (call.settled) return;
+    const what = call.group.text;
+    const error =
+      reason === CancelReason.DEADLINE
+        ? new CaphostError(ErrorCode.DEADLINE_EXCEEDED, `the deadline of this "${what}" call passed after ${(performance.now() - call.submittedAt).toFixed(1)} ms ${call.state === CallState.QUEUED ? 'while it was queued' : 'while it was running'}; allow more time, or add replicas if calls wait in the queue`, { details: { capability: what, state: call.state === CallState.QUEUED ? 'queued' : 'running' } })
+        : new CaphostError(ErrorCode.CANCELLED, `the caller cancelled this "${what}" call`, { details: { capability: what }, cause: call.signal?.reason });
+    if (call.state === CallState.QUEUED) {
+      const queue = this.queues.get(call.group);
+      if (queue !== undefined && call.heapIndex >= 0) {
+        queue.remove(call);
+        this.queued--;
+      }
+      this.fail(call, error);
+      return;
+    }
+    const replica = this.replicas.get(call.provider);
+    this.fail(call, error);
+    if (replica?.channel != null) {
+      replica.channel.cancel(call.position, reason);
+      const ticket = call.ticket;
+      const timer = setTimeout(() => {
+        if (replica.holds(ticket, call)) this.options.recycle(replica, `a ${what} handler ignored its aborted signal for ${this.options.abortGraceMs} ms`);
+      }, this.options.abortGraceMs);
+      timer.unref();
+    }
+  }
+
+  /**
+   * The worker of `replica` is gone. Calls it never took off the ring go back to the queue (they
+   * did not start, so another replica may run them); the rest fail with WORKER_CRASHED.
+   */
+  replicaDown(replica: Replica, cause: CaphostError, code: ErrorCode = ErrorCode.WORKER_CRASHED): void {
+    const consumed = replica.channel?.consumedPosition ?? 0;
+    replica.channel?.close();
+    const held = replica.detach();
+    held.sort((a, b) => a.seq - b.seq);
+    for (const call of held) {
+      if (call.state !== CallState.RUNNING) continue;
+      if (code === ErrorCode.WORKER_CRASHED && ((call.position - consumed) | 0) >= 0) {
+        call.route = undefined;
+        call.provider = -1;
+        this.enqueue(call);
+      } else if (code !== ErrorCode.WORKER_CRASHED) {
+        this.fail(call, new CaphostError(code, cause.message, { details: { capability: call.group.text, worker: replica.label } }));
+      } else {
+        this.fail(call, new CaphostError(ErrorCode.WORKER_CRASHED, `the worker running this "${call.group.text}" call stopped: ${cause.message}`, { cause, details: { capability: call.group.text, worker: replica.label } }));
+      }
+    }
+    if (replica.failed) this.failUnavailable();
+  }
+
+  /** A replica has a running worker again: give it queued work. */
+  replicaUp(): void {
+    if (this.queued > 0) this.dispatchQueued();
+  }
+
+  /** Queued calls that no live or restartable replica can serve fail now rather than at their deadline. */
+  private failUnavailable(): void {
+    for (const [group, queue] of this.queues) {
+      if (!group.candidates.every((route) => this.replicas.get(route.provider)?.failed ?? true)) continue;
+      for (const call of queue.drainAll()) {
+        this.queued--;
+        this.fail(call, new CaphostError(ErrorCode.CAPABILITY_UNAVAILABLE, `every worker providing "${group.text}" has failed and cannot be restarted; see the controller log for why`, { details: { capability: group.text } }));
+      }
+    }
+  }
+
+  /** Rejects every queued call (used by close once draining is over). */
+  rejectQueued(error: () => CaphostError): void {
+    for (const queue of this.queues.values()) {
+      for (const call of queue.drainAll()) {
+        this.queued--;
+        this.fail(call, error());
+      }
+    }
+  }
+
+  private fail(call: PendingCall, error: CaphostError): void {
+    if (call.reject(error)) {
+      const errors = this.count(call.group.text).errors;
+      errors[error.code] = (errors[error.code] ?? 0) + 1;
+    }
+  }
+
+  private count(text: string): CapabilityCounters {
+    let counters = this.counters.get(text);
+    if (counters === undefined) {
+      counters = { submitted: 0, ok: 0, errors: {} };
+      this.counters.set(text, counters);
+    }
+    return counters;
+  }
+
+  get queuedCalls(): number {
+    return this.queued;
+  }
+
+  stats(): { capabilities: Record<string, CapabilityCounters & { queued: number }>; queued: number } {
+    const capabilities: Record<string, CapabilityCounters & { queued: number }> = {};
+    for (const [text, counters] of this.counters) {
+      let queued = 0;
+      for (const [group, queue] of this.queues) if (group.text === text) queued += queue.size;
+      capabilities[text] = { ...counters, errors: { ...counters.errors }, queued };
+    }
+    return { capabilities, queued: this.queued };
+  }
+
+  close(): void {
+    this.deadlines.close();
+  }
+}
+
+function errorFromRecord(payload: Uint8Array, capability: string): CaphostError {
+  try {
+    const record = JSON.parse(decoder.decode(payload)) as { code?: unknown; message?: unknown; details?: unknown };
+    const code = isErrorCode(record.code) ? record.code : ErrorCode.HANDLER_ERROR;
+    const details = record.details !== null && typeof record.details === 'object' ? { ...(record.details as Record<string, unknown>), capability } : { capability };
+    return new CaphostError(code, String(record.message), { details });
+  } catch {
+    return new CaphostError(ErrorCode.HANDLER_ERROR, `the worker serving "${capability}" sent an error that could not be read`);
+  }
+}

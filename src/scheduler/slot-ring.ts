@@ -1,0 +1,203 @@
+import { type ChannelLayout, Slot, SlotFlag, Word, inlineCapacity } from './ring-layout.js';
+
+/** A zero-copy reference to bytes of the shared arena, carried beside a message. */
+export interface ArenaRef {
+  /** Protobuf field number the bytes belong to. */
+  readonly field: number;
+  readonly offset: number;
+  readonly length: number;
+}
+
+/** One message read from a ring. The payload is a private copy: the slot is reused at once. */
+export interface SlotMessage {
+  ticket: number;
+  kind: number;
+  time: number;
+  payload: Uint8Array;
+  refs: ArenaRef[] | null;
+}
+
+interface Direction {
+  readonly slotsOffset: number;
+  readonly overflowOffset: number;
+  readonly tail: number;
+  readonly head: number;
+  readonly overflowWrite: number;
+  readonly overflowRead: number;
+}
+
+export const REQUESTS = (layout: ChannelLayout): Direction => ({
+  slotsOffset: layout.requestOffset,
+  overflowOffset: layout.requestOverflowOffset,
+  tail: Word.REQ_TAIL,
+  head: Word.REQ_HEAD,
+  overflowWrite: Word.REQ_OVF_WRITE,
+  overflowRead: Word.REQ_OVF_READ,
+});
+
+export const COMPLETIONS = (layout: ChannelLayout): Direction => ({
+  slotsOffset: layout.completionOffset,
+  overflowOffset: layout.completionOverflowOffset,
+  tail: Word.CMP_TAIL,
+  head: Word.CMP_HEAD,
+  overflowWrite: Word.CMP_OVF_WRITE,
+  overflowRead: Word.CMP_OVF_READ,
+});
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * One direction of a channel: a single-producer/single-consumer ring of fixed slots plus its
+ * overflow byte ring. The producer and the consumer each hold their own instance over the same
+ * memory and keep their own counter locally; only publishing goes through Atomics, whose
+ * sequential consistency orders the plain slot writes before the counter that exposes them.
+ */
+export class SlotRing {
+  readonly i32: Int32Array;
+  private readonly u32: Uint32Array;
+  private readonly u8: Uint8Array;
+  private readonly f64: Float64Array;
+  private readonly mask: number;
+  private readonly slotBytes: number;
+  private readonly overflowBytes: number;
+  /** Producer: next tail to publish. Consumer: next slot to read. */
+  private cursor: number;
+  private overflowCursor: number;
+
+  constructor(
+    buffer: SharedArrayBuffer | ArrayBuffer,
+    private readonly layout: ChannelLayout,
+    private readonly dir: Direction,
+  ) {
+    this.i32 = new Int32Array(buffer, 0, layout.totalBytes >> 2);
+    this.u32 = new Uint32Array(buffer, 0, layout.totalBytes >> 2);
+    this.u8 = new Uint8Array(buffer, 0, layout.totalBytes);
+    this.f64 = new Float64Array(buffer, 0, layout.totalBytes >> 3);
+    this.mask = layout.slots - 1;
+    this.slotBytes = layout.slotBytes;
+    this.overflowBytes = layout.overflowBytes;
+    this.cursor = Atomics.load(this.i32, dir.tail) >>> 0;
+    this.overflowCursor = Atomics.load(this.i32, dir.overflowWrite) >>> 0;
+  }
+
+  /** Consumer view starts at the published head; producer view at the published tail. */
+  static consumer(buffer: SharedArrayBuffer | ArrayBuffer, layout: ChannelLayout, dir: Direction): SlotRing {
+    const ring = new SlotRing(buffer, layout, dir);
+    ring.cursor = Atomics.load(ring.i32, dir.head) >>> 0;
+    ring.overflowCursor = Atomics.load(ring.i32, dir.overflowRead) >>> 0;
+    return ring;
+  }
+
+  get tailWord(): number {
+    return this.dir.tail;
+  }
+
+  /** Producer: the counter value the next write publishes past. */
+  get position(): number {
+    return this.cursor;
+  }
+
+  /**
+   * Producer: writes one message and publishes it. Returns false, writing nothing, when the
+   * payload needs overflow space that the consumer has not yet released.
+   * The caller guarantees a free slot (calls in flight never exceed the slot count).
+   */
+  write(ticket: number, kind: number, time: number, payload: Uint8Array, refs: readonly ArenaRef[] | null): boolean {
+    const refCount = refs === null ? 0 : refs.length;
+    const base = this.dir.slotsOffset + (this.cursor & this.mask) * this.slotBytes;
+    const w = base >> 2;
+    let flags = 0;
+    if (payload.length <= inlineCapacity(this.layout, refCount)) {
+      this.u8.set(payload, base + Slot.HEADER_BYTES + refCount * Slot.REF_BYTES);
+    } else {
+      const pos = this.reserveOverflow(payload.length);
+      if (pos < 0) return false;
+      this.u8.set(payload, this.dir.overflowOffset + (pos % this.overflowBytes));
+      this.u32[w + (Slot.OVERFLOW_POS >> 2)] = pos;
+      flags |= SlotFlag.OVERFLOW;
+    }
+    this.u32[w + (Slot.TICKET >> 2)] = ticket;
+    this.u32[w + (Slot.KIND >> 2)] = kind;
+    this.u32[w + (Slot.PAYLOAD_BYTES >> 2)] = payload.length;
+    this.u32[w + (Slot.FLAGS >> 2)] = flags;
+    this.u32[w + (Slot.REF_COUNT >> 2)] = refCount;
+    this.f64[(base + Slot.TIME) >> 3] = time;
+    for (let i = 0; i < refCount; i++) {
+      const ref = refs![i]!;
+      const r = w + ((Slot.HEADER_BYTES + i * Slot.REF_BYTES) >> 2);
+      this.u32[r] = ref.field;
+      this.u32[r + 1] = ref.offset;
+      this.u32[r + 2] = ref.length;
+    }
+    this.cursor = (this.cursor + 1) >>> 0;
+    Atomics.store(this.i32, this.dir.tail, this.cursor | 0);
+    return true;
+  }
+
+  /** Overflow records are contiguous: one that would straddle the end starts again at 0. */
+  private reserveOverflow(length: number): number {
+    const need = (length + 63) & ~63;
+    if (need > this.overflowBytes) return -2;
+    let start = this.overflowCursor;
+    const offset = start % this.overflowBytes;
+    if (offset + need > this.overflowBytes) start = (start + (this.overflowBytes - offset)) >>> 0;
+    const read = Atomics.load(this.i32, this.dir.overflowRead) >>> 0;
+    if (((start + need - read) >>> 0) > this.overflowBytes) return -1;
+    this.overflowCursor = (start + need) >>> 0;
+    Atomics.store(this.i32, this.dir.overflowWrite, this.overflowCursor | 0);
+    return start;
+  }
+
+  /** Whether a payload of this size can ever pass through this ring. */
+  fits(length: number, refCount: number): boolean {
+    return length <= inlineCapacity(this.layout, refCount) || ((length + 63) & ~63) <= this.overflowBytes;
+  }
+
+  /** Consumer: whether a message is waiting. */
+  hasMessage(): boolean {
+    return (Atomics.load(this.i32, this.dir.tail) >>> 0) !== this.cursor;
+  }
+
+  /** Consumer: the counter value of the next message to read. */
+  get consumed(): number {
+    return this.cursor;
+  }
+
+  /** Consumer: reads the next message into `out` and releases its slot. Call only after hasMessage(). */
+  read(out: SlotMessage): SlotMessage {
+    const base = this.dir.slotsOffset + (this.cursor & this.mask) * this.slotBytes;
+    const w = base >> 2;
+    const length = this.u32[w + (Slot.PAYLOAD_BYTES >> 2)]!;
+    const flags = this.u32[w + (Slot.FLAGS >> 2)]!;
+    const refCount = this.u32[w + (Slot.REF_COUNT >> 2)]!;
+    out.ticket = this.u32[w + (Slot.TICKET >> 2)]!;
+    out.kind = this.u32[w + (Slot.KIND >> 2)]!;
+    out.time = this.f64[(base + Slot.TIME) >> 3]!;
+    if (refCount === 0) out.refs = null;
+    else {
+      const refs: ArenaRef[] = [];
+      for (let i = 0; i < refCount; i++) {
+        const r = w + ((Slot.HEADER_BYTES + i * Slot.REF_BYTES) >> 2);
+        refs.push({ field: this.u32[r]!, offset: this.u32[r + 1]!, length: this.u32[r + 2]! });
+      }
+      out.refs = refs;
+    }
+    if (length === 0) out.payload = EMPTY;
+    else if ((flags & SlotFlag.OVERFLOW) === 0) {
+      const start = base + Slot.HEADER_BYTES + refCount * Slot.REF_BYTES;
+      out.payload = this.u8.slice(start, start + length);
+    } else {
+      const pos = this.u32[w + (Slot.OVERFLOW_POS >> 2)]!;
+      const start = this.dir.overflowOffset + (pos % this.overflowBytes);
+      out.payload = this.u8.slice(start, start + length);
+      Atomics.store(this.i32, this.dir.overflowRead, ((pos + ((length + 63) & ~63)) >>> 0) | 0);
+    }
+    this.cursor = (this.cursor + 1) >>> 0;
+    Atomics.store(this.i32, this.dir.head, this.cursor | 0);
+    return out;
+  }
+}
+
+export function newSlotMessage(): SlotMessage {
+  return { ticket: 0, kind: 0, time: 0, payload: EMPTY, refs: null };
+}

@@ -1,0 +1,223 @@
+import { CaphostError, ErrorCode, isErrorCode } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { CANCEL_ENTRY_BYTES, CancelReason, type ChannelLayout, Status, Word } from '../scheduler/ring-layout.js';
+import { COMPLETIONS, REQUESTS, SlotRing, newSlotMessage } from '../scheduler/slot-ring.js';
+import { SpinBudget, spinUntil } from '../scheduler/spin-budget.js';
+import { CallContext } from './call-context.js';
+import type { LoadedCapability } from './load-worker-module.js';
+
+const encoder = new TextEncoder();
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && typeof value === 'object' && typeof (value as { then?: unknown }).then === 'function';
+}
+
+/** Turns anything a handler threw into the error record that travels back to the controller. */
+export function errorRecord(err: unknown, capability: string): { code: string; message: string; details?: unknown } {
+  if (err instanceof CaphostError) return err.toJSON();
+  if (err !== null && typeof err === 'object' && isErrorCode((err as { code?: unknown }).code)) {
+    return { code: (err as { code: string }).code, message: String((err as { message?: unknown }).message) };
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return { code: ErrorCode.HANDLER_ERROR, message: `handler of ${capability} threw: ${message}`, details: { name: err instanceof Error ? err.name : typeof err } };
+}
+
+/**
+ * The worker's side of its channel: takes requests off the request ring, runs handlers and writes
+ * completions. Between calls it spins for an adaptive budget, then parks in Atomics.wait (or
+ * Atomics.waitAsync while async handlers are pending, so that their continuations can run).
+ */
+export class WorkerLoop {
+  private readonly requests: SlotRing;
+  private readonly completions: SlotRing;
+  private readonly i32: Int32Array;
+  private readonly cancels: Uint32Array;
+  private readonly cancelMask: number;
+  private cancelHead: number;
+  private readonly message = newSlotMessage();
+  private readonly spin = new SpinBudget(2, 200);
+  /** Async calls in progress, by request position. */
+  private readonly running = new Map<number, CallContext>();
+  /** Cancels that arrived for requests not yet read, by request position. */
+  private readonly cancelledEarly = new Map<number, number>();
+  private stopped = false;
+
+  constructor(
+    buffer: SharedArrayBuffer,
+    layout: ChannelLayout,
+    private readonly arena: SharedArrayBuffer | null,
+    private readonly capabilities: readonly LoadedCapability[],
+    private readonly log: Logger,
+    private readonly onStop: () => void,
+  ) {
+    this.requests = SlotRing.consumer(buffer, layout, REQUESTS(layout));
+    this.completions = new SlotRing(buffer, layout, COMPLETIONS(layout));
+    this.i32 = this.requests.i32;
+    this.cancels = new Uint32Array(buffer, layout.cancelOffset, (layout.slots * CANCEL_ENTRY_BYTES) >> 2);
+    this.cancelMask = layout.slots - 1;
+    this.cancelHead = Atomics.load(this.i32, Word.CANCEL_HEAD) >>> 0;
+  }
+
+  start(): void {
+    this.pump();
+  }
+
+  private readonly hasWork = (): boolean =>
+    this.requests.hasMessage() ||
+    (Atomics.load(this.i32, Word.CANCEL_TAIL) >>> 0) !== this.cancelHead ||
+    Atomics.load(this.i32, Word.SHUTDOWN) !== 0;
+
+  private readonly resume = (): void => {
+    Atomics.store(this.i32, Word.WORKER_PARKED, 0);
+    this.pump();
+  };
+
+  private pump(): void {
+    for (;;) {
+      if (Atomics.load(this.i32, Word.SHUTDOWN) !== 0) return this.stop();
+      this.drainCancels();
+      let handled = 0;
+      while (this.requests.hasMessage()) {
+        this.drainCancels();
+        this.handleNext();
+        // Async continuations only run when this loop yields; don't let a flood starve them.
+        if (++handled >= 1024 && this.running.size > 0) {
+          setImmediate(this.resume);
+          return;
+        }
+      }
+      if (this.running.size === 0) {
+        if (spinUntil(this.hasWork, this.spin.us)) {
+          this.spin.hit();
+          continue;
+        }
+        this.spin.miss();
+      }
+      const seen = this.requests.consumed | 0;
+      Atomics.store(this.i32, Word.WORKER_PARKED, 1);
+      if (this.hasWork()) {
+        Atomics.store(this.i32, Word.WORKER_PARKED, 0);
+        continue;
+      }
+      if (this.running.size > 0) {
+        const wait = Atomics.waitAsync(this.i32, Word.REQ_TAIL, seen);
+        if (!wait.async) {
+          Atomics.store(this.i32, Word.WORKER_PARKED, 0);
+          continue;
+        }
+        void wait.value.then(this.resume);
+        return;
+      }
+      Atomics.wait(this.i32, Word.REQ_TAIL, seen);
+      Atomics.store(this.i32, Word.WORKER_PARKED, 0);
+    }
+  }
+
+  private stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    const reason = new CaphostError(ErrorCode.CONTROLLER_CLOSED, 'the controller is shutting this worker down');
+    for (const ctx of this.running.values()) ctx.abort(reason);
+    this.onStop();
+  }
+
+  private drainCancels(): void {
+    const tail = Atomics.load(this.i32, Word.CANCEL_TAIL) >>> 0;
+    while (this.cancelHead !== tail) {
+      const at = (this.cancelHead & this.cancelMask) * 2;
+      const position = this.cancels[at]!;
+      const reason = this.cancels[at + 1]!;
+      this.cancelHead = (this.cancelHead + 1) >>> 0;
+      const ctx = this.running.get(position);
+      if (ctx !== undefined) ctx.abort(abortError(reason, ctx.capability));
+      else if (((position - this.requests.consumed) | 0) >= 0) this.cancelledEarly.set(position, reason);
+    }
+    Atomics.store(this.i32, Word.CANCEL_HEAD, this.cancelHead | 0);
+  }
+
+  private handleNext(): void {
+    const position = this.requests.consumed;
+    const msg = this.requests.read(this.message);
+    const ticket = msg.ticket;
+    const cap = this.capabilities[msg.kind];
+    if (cap === undefined) {
+      this.fail(ticket, { code: ErrorCode.CAPABILITY_NOT_FOUND, message: `worker has no capability at index ${msg.kind}` }, 0);
+      return;
+    }
+    const early = this.cancelledEarly.size > 0 ? this.cancelledEarly.get(position) : undefined;
+    if (early !== undefined) {
+      this.cancelledEarly.delete(position);
+      this.fail(ticket, abortError(early, cap.key).toJSON(), 0);
+      return;
+    }
+    const deadline = msg.time > 0 ? msg.time : undefined;
+    if (deadline !== undefined && Date.now() >= deadline) {
+      this.fail(ticket, abortError(CancelReason.DEADLINE, cap.key).toJSON(), 0);
+      return;
+    }
+    const started = performance.now();
+    let result: unknown;
+    const ctx = new CallContext(cap.key, deadline, this.log);
+    try {
+      const input = cap.schema.input.decode(msg.payload, msg.refs, this.arena);
+      result = cap.definition.handler(input, ctx);
+    } catch (err) {
+      this.fail(ticket, errorRecord(err, cap.key), performance.now() - started);
+      return;
+    }
+    if (!isThenable(result)) {
+      this.succeed(ticket, cap, result, performance.now() - started);
+      return;
+    }
+    const busy = performance.now() - started;
+    this.running.set(position, ctx);
+    result.then(
+      (output) => {
+        this.running.delete(position);
+        this.succeed(ticket, cap, output, busy);
+      },
+      (err: unknown) => {
+        this.running.delete(position);
+        this.fail(ticket, errorRecord(err, cap.key), busy);
+      },
+    );
+  }
+
+  private succeed(ticket: number, cap: LoadedCapability, output: unknown, busyMs: number): void {
+    let encoded: { bytes: Uint8Array; refs: ReturnType<LoadedCapability['schema']['output']['encode']>['refs'] };
+    try {
+      cap.schema.output.check(output);
+      encoded = cap.schema.output.encode(output as object, this.arena);
+    } catch (err) {
+      this.fail(ticket, errorRecord(err, cap.key), busyMs);
+      return;
+    }
+    if (!this.completions.fits(encoded.bytes.length, encoded.refs?.length ?? 0)) {
+      this.fail(ticket, {
+        code: ErrorCode.PAYLOAD_TOO_LARGE,
+        message: `output of ${cap.key} is ${encoded.bytes.length} bytes, more than the channel carries; return large buffers as views of the shared arena, or raise transport.overflowBytes`,
+      }, busyMs);
+      return;
+    }
+    this.complete(ticket, Status.OK, busyMs, encoded.bytes, encoded.refs);
+  }
+
+  private fail(ticket: number, record: { code: string; message: string; details?: unknown }, busyMs: number): void {
+    this.complete(ticket, Status.ERROR, busyMs, encoder.encode(JSON.stringify(record)), null);
+  }
+
+  private complete(ticket: number, status: number, busyMs: number, bytes: Uint8Array, refs: Parameters<SlotRing['write']>[4]): void {
+    while (!this.completions.write(ticket, status, busyMs * 1e6, bytes, refs)) {
+      // The controller has not yet drained the overflow ring; it always does, so wait briefly.
+      Atomics.wait(this.i32, Word.CMP_OVF_READ, Atomics.load(this.i32, Word.CMP_OVF_READ), 1);
+      if (Atomics.load(this.i32, Word.SHUTDOWN) !== 0) return;
+    }
+    if (Atomics.load(this.i32, Word.CONTROLLER_PARKED) !== 0) Atomics.notify(this.i32, Word.CMP_TAIL);
+  }
+}
+
+function abortError(reason: number, capability: string): CaphostError {
+  return reason === CancelReason.DEADLINE
+    ? new CaphostError(ErrorCode.DEADLINE_EXCEEDED, `the deadline of this ${capability} call has passed`)
+    : new CaphostError(ErrorCode.CANCELLED, `the caller cancelled this ${capability} call`);
+}
