@@ -1,4 +1,5 @@
 // Entry point of caphost_core: each concern registers its functions here.
+#include <dlfcn.h>
 #include <napi.h>
 
 #include "futex.h"
@@ -6,6 +7,16 @@
 #include "shared_memory.h"
 
 namespace {
+
+// futexWaitAsync threads and the Landlock broadcast's signal handler run this
+// library's code outside any env. When the last env that loaded the addon goes (a
+// worker_thread ending), Node dlclose()s it; that code would vanish under them. A
+// second, never-closed RTLD_NODELETE handle keeps the library mapped for good.
+void PinLibrary() {
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void*>(&PinLibrary), &info) != 0 && info.dli_fname != nullptr)
+    dlopen(info.dli_fname, RTLD_NOW | RTLD_NODELETE);
+}
 
 // Lets the CPU backend and the bench pick kernels without parsing /proc/cpuinfo.
 Napi::Value CpuFeatures(const Napi::CallbackInfo& info) {
@@ -29,6 +40,7 @@ Napi::Value CpuFeatures(const Napi::CallbackInfo& info) {
 }  // namespace
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  PinLibrary();
   exports.Set("abiVersion", Napi::Number::New(env, 1));
   caphost::RegisterSharedMemory(env, exports);
   caphost::RegisterFutex(env, exports);

@@ -10,6 +10,8 @@
 #include <climits>
 #include <cstdint>
 #include <ctime>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -194,63 +196,86 @@ Napi::Value FutexWake(const Napi::CallbackInfo& info) {
   });
 }
 
-// One pending futexWaitAsync. Created and finished on the JS thread; only addr,
-// expected, timeout_ms and the outcome fields are touched by the waiting thread.
+// One pending futexWaitAsync, shared by its waiting thread and its thread-safe
+// function. When a worker_thread's env is torn down, Node frees a TSFN whether or not
+// threads still hold it, so the thread may only touch the TSFN under `m` while `alive`;
+// the TSFN's finalizer clears `alive` under the same lock before the TSFN is freed.
 struct AsyncWait {
   int32_t* addr;
   int32_t expected;
   double timeout_ms;
-  napi_env env;
-  napi_ref holder;  // keeps the mapping alive (not munmapped) while the thread sleeps
-  Napi::Promise::Deferred deferred;
+  napi_ref holder = nullptr;  // keeps the mapping alive (not munmapped) while we sleep
+  napi_deferred deferred = nullptr;
+  napi_threadsafe_function tsfn = nullptr;
+  std::mutex m;
+  bool alive = true;
   WaitResult result = WaitResult::kOk;
   bool failed = false;
   CodedError error{"NATIVE_ERROR", ""};
 };
 
-void Settle(Napi::Env env, Napi::Function, std::nullptr_t*, AsyncWait* w) {
-  // env is null when the environment is being torn down: nothing to settle, and the
-  // reference dies with the env, so only the native struct needs freeing.
-  if (env != nullptr) {
-    if (w->failed) w->deferred.Reject(ToJsError(env, w->error).Value());
-    else w->deferred.Resolve(Napi::String::New(env, ResultName(w->result)));
-    napi_delete_reference(env, w->holder);
-  }
-  delete w;
+// On the JS thread, once per wait. env is null when Node is emptying the queue during
+// teardown; `data` may already be freed then, so it must not be touched.
+void Settle(napi_env env, napi_value, void*, void* data) {
+  if (env == nullptr) return;
+  auto* w = static_cast<AsyncWait*>(data);
+  Napi::HandleScope scope(env);
+  if (w->failed) napi_reject_deferred(env, w->deferred, ToJsError(env, w->error).Value());
+  else napi_resolve_deferred(env, w->deferred, Napi::String::New(env, ResultName(w->result)));
+  napi_delete_reference(env, w->holder);
 }
 
-using SettleFn = Napi::TypedThreadSafeFunction<std::nullptr_t, AsyncWait, Settle>;
+void FinalizeWait(napi_env, void* data, void*) {
+  auto* owner = static_cast<std::shared_ptr<AsyncWait>*>(data);
+  {
+    std::lock_guard<std::mutex> lock((*owner)->m);
+    (*owner)->alive = false;
+  }
+  delete owner;
+}
+
+void RunWait(std::shared_ptr<AsyncWait> w) {
+  try {
+    w->result = WaitOn(w->addr, w->expected, w->timeout_ms);
+  } catch (const CodedError& e) {
+    w->failed = true;
+    w->error = e;
+  }
+  std::lock_guard<std::mutex> lock(w->m);
+  if (!w->alive) return;
+  // napi_closing: the env is going away and has already dropped this thread's count.
+  if (napi_call_threadsafe_function(w->tsfn, w.get(), napi_tsfn_nonblocking) == napi_ok)
+    napi_release_threadsafe_function(w->tsfn, napi_tsfn_release);
+}
 
 Napi::Value FutexWaitAsync(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
     Target t = ArgTarget(info);
-    auto* w = new AsyncWait{t.addr, ArgExpected(info), ArgTimeout(info, 3), env, nullptr,
-                            Napi::Promise::Deferred::New(env)};
-    Napi::Promise promise = w->deferred.Promise();
-    napi_create_reference(env, t.holder, 1, &w->holder);
-    SettleFn tsfn = SettleFn::New(env, "caphost.futexWaitAsync", 0, 1);
+    auto w = std::make_shared<AsyncWait>();
+    w->addr = t.addr;
+    w->expected = ArgExpected(info);
+    w->timeout_ms = ArgTimeout(info, 3);
+    napi_value promise, name;
+    if (napi_create_promise(env, &w->deferred, &promise) != napi_ok ||
+        napi_create_reference(env, t.holder, 1, &w->holder) != napi_ok ||
+        napi_create_string_utf8(env, "caphost.futexWaitAsync", NAPI_AUTO_LENGTH, &name) != napi_ok)
+      throw CodedError("NATIVE_ERROR", "cannot set up futexWaitAsync");
+    auto* owner = new std::shared_ptr<AsyncWait>(w);
+    if (napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, owner, FinalizeWait,
+                                        nullptr, Settle, &w->tsfn) != napi_ok) {
+      delete owner;
+      napi_delete_reference(env, w->holder);
+      throw CodedError("NATIVE_ERROR", "cannot create the futexWaitAsync callback");
+    }
     try {
-      std::thread([w, tsfn]() {
-        try {
-          w->result = WaitOn(w->addr, w->expected, w->timeout_ms);
-        } catch (const CodedError& e) {
-          w->failed = true;
-          w->error = e;
-        }
-        // napi_closing means the env is being torn down: the function is already
-        // released for this thread and must not be touched again; the ref dies with
-        // the env, so only the native struct needs freeing.
-        if (tsfn.BlockingCall(w) == napi_ok) tsfn.Release();
-        else delete w;
-      }).detach();
+      std::thread(RunWait, w).detach();
     } catch (const std::system_error& e) {
       napi_delete_reference(env, w->holder);
-      delete w;
-      tsfn.Release();
+      napi_release_threadsafe_function(w->tsfn, napi_tsfn_abort);
       throw CodedError("NATIVE_ERROR", std::string("cannot start a wait thread: ") + e.what());
     }
-    return promise;
+    return Napi::Value(env, promise);
   });
 }
 
