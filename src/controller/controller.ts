@@ -151,12 +151,12 @@ export class Controller {
         return rejectWith(new CaphostError(ErrorCode.CANCELLED, `the signal for this "${capability}" call was already aborted`, { cause: signal.reason }));
       }
     }
-    if (((encoded.bytes.length + 63) & ~63) > this.#options.channel.overflowBytes) {
+    if (((encoded.bytes.len + 63) & ~63) > this.#options.channel.overflowBytes) {
       return rejectWith(
         new CaphostError(
           ErrorCode.PAYLOAD_TOO_LARGE,
-          `the input of this "${capability}" call encodes to ${encoded.bytes.length} bytes, more than transport.overflowBytes (${this.#options.channel.overflowBytes}); pass large buffers as views of controller.arena, or raise transport.overflowBytes`,
-          { details: { capability, bytes: encoded.bytes.length } },
+          `the input of this "${capability}" call encodes to ${encoded.bytes.len} bytes, more than transport.overflowBytes (${this.#options.channel.overflowBytes}); pass large buffers as views of controller.arena, or raise transport.overflowBytes`,
+          { details: { capability, bytes: encoded.bytes.len } },
         ),
       );
     }

@@ -1,5 +1,6 @@
 import protobuf from 'protobufjs';
 import { CaphostError, ErrorCode } from '../errors.js';
+import type { UnfinishedWriter } from '../scheduler/payload.js';
 import type { ArenaRef } from '../scheduler/slot-ring.js';
 
 /** What a worker module declares for one capability: proto source and the two message names. */
@@ -8,6 +9,30 @@ export interface SchemaSource {
   readonly proto: string;
   readonly input: string;
   readonly output: string;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Reads protobuf straight out of shared memory. protobufjs's readers return bytes fields as
+ * views of their input, which here is a ring slot about to be reused, so bytes are copied out,
+ * into Node's pooled small buffers where they fit.
+ */
+class CopyingReader extends protobuf.BufferReader {
+  declare buf: Buffer;
+  declare pos: number;
+  declare len: number;
+
+  override bytes(): Buffer {
+    const length = this.uint32();
+    const start = this.pos;
+    const end = start + length;
+    if (end > this.len) throw new RangeError(`index out of range: ${start} + ${length} > ${this.len}`);
+    this.pos = end;
+    const out = Buffer.allocUnsafe(length);
+    this.buf.copy(out, 0, start, end);
+    return out;
+  }
 }
 
 interface BytesField {
@@ -20,6 +45,7 @@ export class MessageCodec {
   private readonly bytesFields: readonly BytesField[];
   private readonly fieldNames: ReadonlySet<string>;
   private readonly bytesById: ReadonlyMap<number, string>;
+  private readonly reader = new CopyingReader(EMPTY);
 
   constructor(
     readonly type: protobuf.Type,
@@ -62,28 +88,32 @@ export class MessageCodec {
    * Encodes `message`. Top-level bytes fields whose value is a view of `arena` are left out of
    * the protobuf and returned as references, so shared memory crosses without a copy.
    */
-  encode(message: object, arena: ArrayBufferLike | null): { bytes: Uint8Array; refs: ArenaRef[] | null } {
+  encode(message: object, arena: ArrayBufferLike | null): { bytes: UnfinishedWriter; refs: ArenaRef[] | null } {
     let refs: ArenaRef[] | null = null;
-    let plain: Record<string, unknown> = message as Record<string, unknown>;
-    if (arena !== null) {
-      for (let i = 0; i < this.bytesFields.length; i++) {
-        const field = this.bytesFields[i]!;
-        const value = plain[field.name];
-        if (ArrayBuffer.isView(value) && value.buffer === arena) {
-          if (refs === null) {
-            refs = [];
-            plain = { ...plain };
-          }
-          refs.push({ field: field.id, offset: value.byteOffset, length: value.byteLength });
-          plain[field.name] = undefined;
-        }
+    let plain = message as Record<string, unknown>;
+    for (let i = 0; i < this.bytesFields.length; i++) {
+      const field = this.bytesFields[i]!;
+      const value = plain[field.name];
+      if (!ArrayBuffer.isView(value) || (value instanceof Uint8Array && value.buffer !== arena)) continue;
+      if (plain === message) plain = { ...plain };
+      if (value.buffer === arena) {
+        (refs ??= []).push({ field: field.id, offset: value.byteOffset, length: value.byteLength });
+        plain[field.name] = undefined;
+      } else {
+        // protobufjs would copy element by element; a typed array in a bytes field means its bytes.
+        plain[field.name] = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
       }
     }
-    return { bytes: this.type.encode(plain).finish(), refs };
+    return { bytes: this.type.encode(plain) as unknown as UnfinishedWriter, refs };
   }
 
-  decode(bytes: Uint8Array, refs: readonly ArenaRef[] | null, arena: ArrayBufferLike | null): Record<string, unknown> {
-    const message = this.type.decode(bytes) as unknown as Record<string, unknown>;
+  /** Decodes `length` bytes of `bytes` from `start`, in place; bytes fields come out as private copies. */
+  decode(bytes: Buffer, start: number, length: number, refs: readonly ArenaRef[] | null, arena: ArrayBufferLike | null): Record<string, unknown> {
+    const reader = this.reader;
+    reader.buf = bytes;
+    reader.pos = start;
+    reader.len = start + length;
+    const message = this.type.decode(reader, length) as unknown as Record<string, unknown>;
     if (refs !== null) {
       if (arena === null) throw new CaphostError(ErrorCode.NATIVE_ERROR, `${this.label} carries shared-arena references but no arena is mapped`);
       for (const ref of refs) {

@@ -1,9 +1,13 @@
 import { CANCEL_ENTRY_BYTES, type ChannelLayout, Word } from './ring-layout.js';
 import { type ArenaRef, COMPLETIONS, REQUESTS, SlotRing, type SlotMessage, newSlotMessage } from './slot-ring.js';
+import type { Payload } from './payload.js';
 import { SpinBudget, spinUntil } from './spin-budget.js';
 
-/** Receives each completion as it is read; the message object is reused after the call returns. */
-export type CompletionSink = (message: SlotMessage) => void;
+/**
+ * Receives each completion as it is read, and must call `channel.release()` once it has decoded
+ * the payload; the message object is reused after it returns.
+ */
+export type CompletionSink = (message: SlotMessage, channel: ControllerChannel) => void;
 
 /** How many pumps may follow one another as microtasks before the loop yields to I/O and timers. */
 const MICROTASK_BURST = 32;
@@ -26,6 +30,8 @@ export class ControllerChannel {
   /** Spin before parking while calls are in flight. */
   private readonly flowSpin = new SpinBudget(1, 20);
   private armed = false;
+  /** When the last spin gave up and the channel parked (0 when not parked). */
+  private parkedSince = 0;
   /** True while completions are being handed to the sink, which may place further requests. */
   private draining = false;
   private burst = 0;
@@ -64,17 +70,19 @@ export class ControllerChannel {
    * Places a request; false when its payload needs overflow space the worker has not released
    * yet. The caller keeps inFlight below the slot count, so a slot is always free.
    */
-  place(ticket: number, kind: number, deadline: number, payload: Uint8Array, refs: readonly ArenaRef[] | null): boolean {
+  place(ticket: number, kind: number, deadline: number, payload: Payload, refs: readonly ArenaRef[] | null): boolean {
     if (!this.requests.write(ticket, kind, deadline, payload, refs)) return false;
     this.inFlight++;
-    if (Atomics.load(this.i32, Word.WORKER_PARKED) !== 0) Atomics.notify(this.i32, Word.REQ_TAIL, 1);
+    // Whoever clears the flag sends the one wake-up a park needs; later requests skip the syscall.
+    if (Atomics.load(this.i32, Word.WORKER_PARKED) !== 0 && Atomics.compareExchange(this.i32, Word.WORKER_PARKED, 1, 0) === 1) {
+      Atomics.notify(this.i32, Word.REQ_TAIL, 1);
+    }
     if (this.inFlight === 1 && !this.draining) {
       // A lone call: the answer often comes back within a microsecond or two, so wait for it here
       // rather than paying for an event-loop turn.
-      if (spinUntil(() => this.completions.hasMessage(), this.soloSpin.us)) {
-        this.soloSpin.hit();
-        this.drain();
-      } else this.soloSpin.miss();
+      const since = performance.now();
+      if (spinUntil(this.hasCompletion, this.soloSpin.us)) this.drain();
+      else this.parkedSince = since;
     }
     if (this.inFlight > 0 && !this.armed) this.arm();
     return true;
@@ -92,6 +100,11 @@ export class ControllerChannel {
     Atomics.notify(this.i32, Word.REQ_TAIL, 1);
   }
 
+  /** Releases the completion the sink is looking at. */
+  release(): void {
+    this.completions.release();
+  }
+
   /** Reads every completion that has arrived. */
   drain(): number {
     let n = 0;
@@ -101,7 +114,7 @@ export class ControllerChannel {
         this.completions.read(this.message);
         this.inFlight--;
         n++;
-        this.sink(this.message);
+        this.sink(this.message, this);
       }
     } finally {
       this.draining = false;
@@ -114,19 +127,27 @@ export class ControllerChannel {
     queueMicrotask(this.pump);
   }
 
+  private readonly hasCompletion = (): boolean => this.completions.hasMessage();
+
   private readonly pump = (): void => {
     this.armed = false;
     if (this.closed) return;
     let n = this.drain();
+    if (n > 0 && this.parkedSince !== 0) {
+      // The spin gave up before this completion came: let the budget learn the gap.
+      const gapUs = (performance.now() - this.parkedSince) * 1000;
+      this.parkedSince = 0;
+      this.soloSpin.observe(gapUs);
+      this.flowSpin.observe(gapUs);
+    }
     if (this.inFlight === 0 || this.armed) {
       this.burst = 0;
       return;
     }
     if (n === 0) {
-      if (spinUntil(() => this.completions.hasMessage(), this.flowSpin.us)) {
-        this.flowSpin.hit();
-        n = 1;
-      } else this.flowSpin.miss();
+      const since = performance.now();
+      if (spinUntil(this.hasCompletion, this.flowSpin.us)) n = 1;
+      else if (this.parkedSince === 0) this.parkedSince = since;
     }
     if (n === 0) {
       this.burst = 0;

@@ -1,5 +1,6 @@
 import type { CaphostError } from '../errors.js';
 import type { CapabilityRoute, RouteGroup } from '../router/capability-registry.js';
+import type { Payload } from './payload.js';
 import type { ArenaRef } from './slot-ring.js';
 
 export const CallState = {
@@ -29,7 +30,8 @@ export class PendingCall {
 
   constructor(
     readonly group: RouteGroup,
-    readonly payload: Uint8Array,
+    /** The encoded input; snapshotted to bytes if the call has to wait in a queue. */
+    public payload: Payload,
     readonly refs: readonly ArenaRef[] | null,
     readonly priority: number,
     readonly seq: number,

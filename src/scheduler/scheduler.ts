@@ -2,14 +2,13 @@ import { CaphostError, ErrorCode, isErrorCode } from '../errors.js';
 import type { CapabilityRoute, RouteGroup } from '../router/capability-registry.js';
 import { pickRoute } from '../router/route-table.js';
 import { CallQueue } from './call-queue.js';
-import type { CompletionSink } from './controller-channel.js';
+import type { CompletionSink, ControllerChannel } from './controller-channel.js';
 import { DeadlineTimer } from './deadline-timer.js';
 import { CallState, type PendingCall } from './pending-call.js';
 import { Replica } from './replica.js';
 import { CancelReason, Status } from './ring-layout.js';
 import type { SlotMessage } from './slot-ring.js';
-
-const decoder = new TextDecoder();
+import { settlePayload } from './payload.js';
 
 export interface SchedulerOptions {
   /** Calls that may wait per capability request before QUEUE_FULL. */
@@ -80,6 +79,7 @@ export class Scheduler {
       this.fail(call, new CaphostError(ErrorCode.QUEUE_FULL, `the queue for "${group.text}" holds ${queue.size} calls (maxQueue); retry later, add replicas, or raise maxQueue`, { details: { capability: group.text, maxQueue: this.options.maxQueue } }));
       return;
     }
+    call.payload = settlePayload(call.payload);
     queue.push(call);
     this.queued++;
   }
@@ -131,24 +131,25 @@ export class Scheduler {
   }
 
   sinkFor(replica: Replica): CompletionSink {
-    return (message: SlotMessage) => this.complete(replica, message);
+    return (message: SlotMessage, channel: ControllerChannel) => this.complete(replica, message, channel);
   }
 
-  private complete(replica: Replica, message: SlotMessage): void {
+  private complete(replica: Replica, message: SlotMessage, channel: ControllerChannel): void {
     const call = replica.releaseTicket(message.ticket, message.time);
+    let output: unknown;
+    let error: CaphostError | undefined;
     if (call !== undefined && call.state === CallState.RUNNING) {
-      if (message.kind === Status.OK) {
-        let output: unknown;
-        try {
-          output = call.route!.schema.output.decode(message.payload, message.refs, this.options.arena);
-        } catch (err) {
-          this.fail(call, err instanceof CaphostError ? err : new CaphostError(ErrorCode.SCHEMA_MISMATCH, `${call.group.text} output could not be decoded: ${(err as Error).message}`));
-          output = undefined;
-        }
-        if (call.resolve(output)) this.count(call.group.text).ok++;
-      } else {
-        this.fail(call, errorFromRecord(message.payload, call.group.text));
+      try {
+        if (message.kind === Status.OK) output = call.route!.schema.output.decode(message.bytes, message.start, message.length, message.refs, this.options.arena);
+        else error = errorFromRecord(message.bytes.toString('utf8', message.start, message.start + message.length), call.group.text);
+      } catch (err) {
+        error = err instanceof CaphostError ? err : new CaphostError(ErrorCode.SCHEMA_MISMATCH, `${call.group.text} output could not be decoded: ${(err as Error).message}`);
       }
+    }
+    channel.release();
+    if (call !== undefined && call.state === CallState.RUNNING) {
+      if (error !== undefined) this.fail(call, error);
+      else if (call.resolve(output)) this.count(call.group.text).ok++;
     }
     if (this.queued > 0) this.dispatchQueued();
   }
@@ -267,9 +268,9 @@ export class Scheduler {
   }
 }
 
-function errorFromRecord(payload: Uint8Array, capability: string): CaphostError {
+function errorFromRecord(text: string, capability: string): CaphostError {
   try {
-    const record = JSON.parse(decoder.decode(payload)) as { code?: unknown; message?: unknown; details?: unknown };
+    const record = JSON.parse(text) as { code?: unknown; message?: unknown; details?: unknown };
     const code = isErrorCode(record.code) ? record.code : ErrorCode.HANDLER_ERROR;
     const details = record.details !== null && typeof record.details === 'object' ? { ...(record.details as Record<string, unknown>), capability } : { capability };
     return new CaphostError(code, String(record.message), { details });

@@ -1,3 +1,4 @@
+import { type Payload, copyPayload, payloadLength } from './payload.js';
 import { type ChannelLayout, Slot, SlotFlag, Word, inlineCapacity } from './ring-layout.js';
 
 /** A zero-copy reference to bytes of the shared arena, carried beside a message. */
@@ -8,12 +9,19 @@ export interface ArenaRef {
   readonly length: number;
 }
 
-/** One message read from a ring. The payload is a private copy: the slot is reused at once. */
+/**
+ * One message read from a ring. Its payload stays in shared memory (`bytes`, from `start`, for
+ * `length` bytes) until the consumer calls `release()`: decoding reads it in place, because
+ * allocating a typed array above 64 bytes costs V8 a microsecond.
+ */
 export interface SlotMessage {
   ticket: number;
   kind: number;
   time: number;
-  payload: Uint8Array;
+  /** The whole channel as a Buffer; the payload is a range of it. */
+  bytes: Buffer;
+  start: number;
+  length: number;
   refs: ArenaRef[] | null;
 }
 
@@ -44,7 +52,7 @@ export const COMPLETIONS = (layout: ChannelLayout): Direction => ({
   overflowRead: Word.CMP_OVF_READ,
 });
 
-const EMPTY = new Uint8Array(0);
+const EMPTY = Buffer.alloc(0);
 
 /**
  * One direction of a channel: a single-producer/single-consumer ring of fixed slots plus its
@@ -56,6 +64,8 @@ export class SlotRing {
   readonly i32: Int32Array;
   private readonly u32: Uint32Array;
   private readonly u8: Uint8Array;
+  /** The same bytes as a Buffer, which protobufjs's write operations expect. */
+  private readonly buf: Buffer;
   private readonly f64: Float64Array;
   private readonly mask: number;
   private readonly slotBytes: number;
@@ -72,6 +82,7 @@ export class SlotRing {
     this.i32 = new Int32Array(buffer, 0, layout.totalBytes >> 2);
     this.u32 = new Uint32Array(buffer, 0, layout.totalBytes >> 2);
     this.u8 = new Uint8Array(buffer, 0, layout.totalBytes);
+    this.buf = Buffer.from(buffer, 0, layout.totalBytes);
     this.f64 = new Float64Array(buffer, 0, layout.totalBytes >> 3);
     this.mask = layout.slots - 1;
     this.slotBytes = layout.slotBytes;
@@ -102,23 +113,24 @@ export class SlotRing {
    * payload needs overflow space that the consumer has not yet released.
    * The caller guarantees a free slot (calls in flight never exceed the slot count).
    */
-  write(ticket: number, kind: number, time: number, payload: Uint8Array, refs: readonly ArenaRef[] | null): boolean {
+  write(ticket: number, kind: number, time: number, payload: Payload, refs: readonly ArenaRef[] | null): boolean {
     const refCount = refs === null ? 0 : refs.length;
     const base = this.dir.slotsOffset + (this.cursor & this.mask) * this.slotBytes;
     const w = base >> 2;
+    const length = payloadLength(payload);
     let flags = 0;
-    if (payload.length <= inlineCapacity(this.layout, refCount)) {
-      this.u8.set(payload, base + Slot.HEADER_BYTES + refCount * Slot.REF_BYTES);
+    if (length <= inlineCapacity(this.layout, refCount)) {
+      copyPayload(payload, this.buf, base + Slot.HEADER_BYTES + refCount * Slot.REF_BYTES);
     } else {
-      const pos = this.reserveOverflow(payload.length);
+      const pos = this.reserveOverflow(length);
       if (pos < 0) return false;
-      this.u8.set(payload, this.dir.overflowOffset + (pos % this.overflowBytes));
+      copyPayload(payload, this.buf, this.dir.overflowOffset + (pos % this.overflowBytes));
       this.u32[w + (Slot.OVERFLOW_POS >> 2)] = pos;
       flags |= SlotFlag.OVERFLOW;
     }
     this.u32[w + (Slot.TICKET >> 2)] = ticket;
     this.u32[w + (Slot.KIND >> 2)] = kind;
-    this.u32[w + (Slot.PAYLOAD_BYTES >> 2)] = payload.length;
+    this.u32[w + (Slot.PAYLOAD_BYTES >> 2)] = length;
     this.u32[w + (Slot.FLAGS >> 2)] = flags;
     this.u32[w + (Slot.REF_COUNT >> 2)] = refCount;
     this.f64[(base + Slot.TIME) >> 3] = time;
@@ -163,7 +175,13 @@ export class SlotRing {
     return this.cursor;
   }
 
-  /** Consumer: reads the next message into `out` and releases its slot. Call only after hasMessage(). */
+  /** Overflow position to publish when the message being read is released (-1: none). */
+  private overflowRelease = -1;
+
+  /**
+   * Consumer: describes the next message in `out` without releasing it. Call only after
+   * hasMessage(), and call release() once the payload has been decoded.
+   */
   read(out: SlotMessage): SlotMessage {
     const base = this.dir.slotsOffset + (this.cursor & this.mask) * this.slotBytes;
     const w = base >> 2;
@@ -173,6 +191,8 @@ export class SlotRing {
     out.ticket = this.u32[w + (Slot.TICKET >> 2)]!;
     out.kind = this.u32[w + (Slot.KIND >> 2)]!;
     out.time = this.f64[(base + Slot.TIME) >> 3]!;
+    out.bytes = this.buf;
+    out.length = length;
     if (refCount === 0) out.refs = null;
     else {
       const refs: ArenaRef[] = [];
@@ -182,22 +202,27 @@ export class SlotRing {
       }
       out.refs = refs;
     }
-    if (length === 0) out.payload = EMPTY;
-    else if ((flags & SlotFlag.OVERFLOW) === 0) {
-      const start = base + Slot.HEADER_BYTES + refCount * Slot.REF_BYTES;
-      out.payload = this.u8.slice(start, start + length);
+    if ((flags & SlotFlag.OVERFLOW) === 0) {
+      out.start = base + Slot.HEADER_BYTES + refCount * Slot.REF_BYTES;
     } else {
       const pos = this.u32[w + (Slot.OVERFLOW_POS >> 2)]!;
-      const start = this.dir.overflowOffset + (pos % this.overflowBytes);
-      out.payload = this.u8.slice(start, start + length);
-      Atomics.store(this.i32, this.dir.overflowRead, ((pos + ((length + 63) & ~63)) >>> 0) | 0);
+      out.start = this.dir.overflowOffset + (pos % this.overflowBytes);
+      this.overflowRelease = (pos + ((length + 63) & ~63)) >>> 0;
+    }
+    return out;
+  }
+
+  /** Consumer: hands the slot (and its overflow bytes) of the message last read back to the producer. */
+  release(): void {
+    if (this.overflowRelease >= 0) {
+      Atomics.store(this.i32, this.dir.overflowRead, this.overflowRelease | 0);
+      this.overflowRelease = -1;
     }
     this.cursor = (this.cursor + 1) >>> 0;
     Atomics.store(this.i32, this.dir.head, this.cursor | 0);
-    return out;
   }
 }
 
 export function newSlotMessage(): SlotMessage {
-  return { ticket: 0, kind: 0, time: 0, payload: EMPTY, refs: null };
+  return { ticket: 0, kind: 0, time: 0, bytes: EMPTY, start: 0, length: 0, refs: null };
 }

@@ -1,7 +1,8 @@
 /**
  * How long to spin before parking. Spinning buys sub-microsecond hand-offs while calls keep
- * coming; parking costs a futex wake (~20 µs) but no CPU. The budget doubles each time a spin
- * pays off and halves each time it does not, within [minUs, maxUs].
+ * coming; parking costs a futex wake (~20 µs) but no CPU. The budget follows the gaps actually
+ * seen: a gap that a longer spin (up to maxUs) would have covered raises the budget to cover it;
+ * a gap beyond maxUs means the peer went idle, and the budget halves.
  */
 export class SpinBudget {
   private budget: number;
@@ -17,12 +18,10 @@ export class SpinBudget {
     return this.budget;
   }
 
-  hit(): void {
-    this.budget = Math.min(this.maxUs, this.budget * 2 || this.minUs);
-  }
-
-  miss(): void {
-    this.budget = Math.max(this.minUs, this.budget / 2);
+  /** Records how long the wait for the peer took, in µs (spinning or parked). */
+  observe(gapUs: number): void {
+    if (gapUs <= this.maxUs) this.budget = Math.min(this.maxUs, Math.max(this.budget, gapUs * 2 + this.minUs));
+    else this.budget = Math.max(this.minUs, this.budget / 2);
   }
 }
 

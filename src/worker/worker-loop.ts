@@ -2,6 +2,7 @@ import { CaphostError, ErrorCode, isErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { CANCEL_ENTRY_BYTES, CancelReason, type ChannelLayout, Status, Word } from '../scheduler/ring-layout.js';
 import { COMPLETIONS, REQUESTS, SlotRing, newSlotMessage } from '../scheduler/slot-ring.js';
+import type { Payload } from '../scheduler/payload.js';
 import { SpinBudget, spinUntil } from '../scheduler/spin-budget.js';
 import { CallContext } from './call-context.js';
 import type { LoadedCapability } from './load-worker-module.js';
@@ -13,7 +14,13 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 }
 
 /** Turns anything a handler threw into the error record that travels back to the controller. */
-export function errorRecord(err: unknown, capability: string): { code: string; message: string; details?: unknown } {
+export interface ErrorRecord {
+  readonly code: string;
+  readonly message: string;
+  readonly details?: unknown;
+}
+
+export function errorRecord(err: unknown, capability: string): ErrorRecord {
   if (err instanceof CaphostError) return err.toJSON();
   if (err !== null && typeof err === 'object' && isErrorCode((err as { code?: unknown }).code)) {
     return { code: (err as { code: string }).code, message: String((err as { message?: unknown }).message) };
@@ -86,13 +93,8 @@ export class WorkerLoop {
           return;
         }
       }
-      if (this.running.size === 0) {
-        if (spinUntil(this.hasWork, this.spin.us)) {
-          this.spin.hit();
-          continue;
-        }
-        this.spin.miss();
-      }
+      const idleSince = performance.now();
+      if (this.running.size === 0 && spinUntil(this.hasWork, this.spin.us)) continue;
       const seen = this.requests.consumed | 0;
       Atomics.store(this.i32, Word.WORKER_PARKED, 1);
       if (this.hasWork()) {
@@ -110,6 +112,7 @@ export class WorkerLoop {
       }
       Atomics.wait(this.i32, Word.REQ_TAIL, seen);
       Atomics.store(this.i32, Word.WORKER_PARKED, 0);
+      this.spin.observe((performance.now() - idleSince) * 1000);
     }
   }
 
@@ -140,26 +143,26 @@ export class WorkerLoop {
     const msg = this.requests.read(this.message);
     const ticket = msg.ticket;
     const cap = this.capabilities[msg.kind];
-    if (cap === undefined) {
-      this.fail(ticket, { code: ErrorCode.CAPABILITY_NOT_FOUND, message: `worker has no capability at index ${msg.kind}` }, 0);
-      return;
-    }
-    const early = this.cancelledEarly.size > 0 ? this.cancelledEarly.get(position) : undefined;
-    if (early !== undefined) {
-      this.cancelledEarly.delete(position);
-      this.fail(ticket, abortError(early, cap.key).toJSON(), 0);
+    const refusal =
+      cap === undefined
+        ? { code: ErrorCode.CAPABILITY_NOT_FOUND, message: `worker has no capability at index ${msg.kind}` }
+        : this.refusal(position, msg.time, cap.key);
+    if (refusal !== undefined) {
+      this.requests.release();
+      this.fail(ticket, refusal, 0);
       return;
     }
     const deadline = msg.time > 0 ? msg.time : undefined;
-    if (deadline !== undefined && Date.now() >= deadline) {
-      this.fail(ticket, abortError(CancelReason.DEADLINE, cap.key).toJSON(), 0);
-      return;
-    }
     const started = performance.now();
     let result: unknown;
-    const ctx = new CallContext(cap.key, deadline, this.log);
+    const ctx = new CallContext(cap!.key, deadline, this.log);
     try {
-      const input = cap.schema.input.decode(msg.payload, msg.refs, this.arena);
+      let input;
+      try {
+        input = cap.schema.input.decode(msg.bytes, msg.start, msg.length, msg.refs, this.arena);
+      } finally {
+        this.requests.release();
+      }
       result = cap.definition.handler(input, ctx);
     } catch (err) {
       this.fail(ticket, errorRecord(err, cap.key), performance.now() - started);
@@ -183,8 +186,21 @@ export class WorkerLoop {
     );
   }
 
+  /** A request cancelled before it was read, or already past its deadline, is answered without running. */
+  private refusal(position: number, deadline: number, capability: string): ErrorRecord | undefined {
+    if (this.cancelledEarly.size > 0) {
+      const reason = this.cancelledEarly.get(position);
+      if (reason !== undefined) {
+        this.cancelledEarly.delete(position);
+        return abortError(reason, capability).toJSON();
+      }
+    }
+    if (deadline > 0 && Date.now() >= deadline) return abortError(CancelReason.DEADLINE, capability).toJSON();
+    return undefined;
+  }
+
   private succeed(ticket: number, cap: LoadedCapability, output: unknown, busyMs: number): void {
-    let encoded: { bytes: Uint8Array; refs: ReturnType<LoadedCapability['schema']['output']['encode']>['refs'] };
+    let encoded: ReturnType<LoadedCapability['schema']['output']['encode']>;
     try {
       cap.schema.output.check(output);
       encoded = cap.schema.output.encode(output as object, this.arena);
@@ -192,27 +208,30 @@ export class WorkerLoop {
       this.fail(ticket, errorRecord(err, cap.key), busyMs);
       return;
     }
-    if (!this.completions.fits(encoded.bytes.length, encoded.refs?.length ?? 0)) {
+    if (!this.completions.fits(encoded.bytes.len, encoded.refs?.length ?? 0)) {
       this.fail(ticket, {
         code: ErrorCode.PAYLOAD_TOO_LARGE,
-        message: `output of ${cap.key} is ${encoded.bytes.length} bytes, more than the channel carries; return large buffers as views of the shared arena, or raise transport.overflowBytes`,
+        message: `output of ${cap.key} is ${encoded.bytes.len} bytes, more than the channel carries; return large buffers as views of the shared arena, or raise transport.overflowBytes`,
       }, busyMs);
       return;
     }
     this.complete(ticket, Status.OK, busyMs, encoded.bytes, encoded.refs);
   }
 
-  private fail(ticket: number, record: { code: string; message: string; details?: unknown }, busyMs: number): void {
+  private fail(ticket: number, record: ErrorRecord, busyMs: number): void {
     this.complete(ticket, Status.ERROR, busyMs, encoder.encode(JSON.stringify(record)), null);
   }
 
-  private complete(ticket: number, status: number, busyMs: number, bytes: Uint8Array, refs: Parameters<SlotRing['write']>[4]): void {
+  private complete(ticket: number, status: number, busyMs: number, bytes: Payload, refs: Parameters<SlotRing['write']>[4]): void {
     while (!this.completions.write(ticket, status, busyMs * 1e6, bytes, refs)) {
       // The controller has not yet drained the overflow ring; it always does, so wait briefly.
       Atomics.wait(this.i32, Word.CMP_OVF_READ, Atomics.load(this.i32, Word.CMP_OVF_READ), 1);
       if (Atomics.load(this.i32, Word.SHUTDOWN) !== 0) return;
     }
-    if (Atomics.load(this.i32, Word.CONTROLLER_PARKED) !== 0) Atomics.notify(this.i32, Word.CMP_TAIL);
+    // Whoever clears the flag sends the one wake-up a park needs; later completions skip the syscall.
+    if (Atomics.load(this.i32, Word.CONTROLLER_PARKED) !== 0 && Atomics.compareExchange(this.i32, Word.CONTROLLER_PARKED, 1, 0) === 1) {
+      Atomics.notify(this.i32, Word.CMP_TAIL);
+    }
   }
 }
 
