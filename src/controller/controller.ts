@@ -161,7 +161,7 @@ export class Controller {
       );
     }
     return new Promise<O>((resolve, reject) => {
-      const call = new PendingCall(group, encoded.bytes, encoded.refs, priority, this.#scheduler.nextSeq(), deadline, signal, resolve as (v: unknown) => void, reject);
+      const call = new PendingCall(group, encoded.bytes, encoded.refs, priority, this.#scheduler.nextSeq(), deadline, options?.deadlineMs ?? 0, signal, resolve as (v: unknown) => void, reject);
       this.#scheduler.submit(call);
     });
   }

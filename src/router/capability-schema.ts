@@ -30,7 +30,8 @@ class CopyingReader extends protobuf.BufferReader {
     if (end > this.len) throw new RangeError(`index out of range: ${start} + ${length} > ${this.len}`);
     this.pos = end;
     const out = Buffer.allocUnsafe(length);
-    this.buf.copy(out, 0, start, end);
+    if (length > 96) this.buf.copy(out, 0, start, end);
+    else for (let i = 0; i < length; i++) out[i] = this.buf[start + i]!;
     return out;
   }
 }

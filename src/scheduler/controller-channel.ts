@@ -80,9 +80,8 @@ export class ControllerChannel {
     if (this.inFlight === 1 && !this.draining) {
       // A lone call: the answer often comes back within a microsecond or two, so wait for it here
       // rather than paying for an event-loop turn.
-      const since = performance.now();
       if (spinUntil(this.hasCompletion, this.soloSpin.us)) this.drain();
-      else this.parkedSince = since;
+      else this.parkedSince = performance.now() - this.soloSpin.us / 1000;
     }
     if (this.inFlight > 0 && !this.armed) this.arm();
     return true;
@@ -145,9 +144,8 @@ export class ControllerChannel {
       return;
     }
     if (n === 0) {
-      const since = performance.now();
       if (spinUntil(this.hasCompletion, this.flowSpin.us)) n = 1;
-      else if (this.parkedSince === 0) this.parkedSince = since;
+      else if (this.parkedSince === 0) this.parkedSince = performance.now() - this.flowSpin.us / 1000;
     }
     if (n === 0) {
       this.burst = 0;

@@ -26,7 +26,6 @@ export class PendingCall {
   /** Index in its queue's heap while QUEUED (-1 otherwise). */
   heapIndex = -1;
   onAbort: (() => void) | undefined;
-  readonly submittedAt = performance.now();
 
   constructor(
     readonly group: RouteGroup,
@@ -37,6 +36,8 @@ export class PendingCall {
     readonly seq: number,
     /** Absolute deadline in epoch ms, 0 when none. */
     readonly deadline: number,
+    /** The deadline as the caller gave it, in ms from the call (for messages). */
+    readonly deadlineMs: number,
     readonly signal: AbortSignal | undefined,
     private readonly resolveFn: (value: unknown) => void,
     private readonly rejectFn: (error: CaphostError) => void,

@@ -59,13 +59,14 @@ export class Replica {
     return ticket;
   }
 
-  /** Releases a ticket when its completion arrives, returning the call it held. */
+  /** Releases a ticket when its completion arrives, returning the call it held. `busyNs` is 0 when the worker did not time the call. */
   releaseTicket(ticket: number, busyNs: number): PendingCall | undefined {
     const call = this.tickets[ticket];
     if (call === undefined) return undefined;
     this.tickets[ticket] = undefined;
     this.freeTickets.push(ticket);
-    this.busyNs = this.busyNs === 0 ? busyNs : this.busyNs + (busyNs - this.busyNs) / 16;
+    if (busyNs <= 0) return call;
+    this.busyNs = this.busyNs === 0 ? busyNs : this.busyNs + (busyNs - this.busyNs) / 8;
     this.limit = Math.max(1, Math.min(this.maxInFlight, Math.ceil(this.ringBudgetNs / Math.max(this.busyNs, 1)) + 1));
     return call;
   }

@@ -160,7 +160,7 @@ export class Scheduler {
     const what = call.group.text;
     const error =
       reason === CancelReason.DEADLINE
-        ? new CaphostError(ErrorCode.DEADLINE_EXCEEDED, `the deadline of this "${what}" call passed after ${(performance.now() - call.submittedAt).toFixed(1)} ms ${call.state === CallState.QUEUED ? 'while it was queued' : 'while it was running'}; allow more time, or add replicas if calls wait in the queue`, { details: { capability: what, state: call.state === CallState.QUEUED ? 'queued' : 'running' } })
+        ? new CaphostError(ErrorCode.DEADLINE_EXCEEDED, `the deadline of this "${what}" call (${call.deadlineMs} ms) passed ${call.state === CallState.QUEUED ? 'while it was queued' : 'while it was running'}; allow more time, or add replicas if calls wait in the queue`, { details: { capability: what, state: call.state === CallState.QUEUED ? 'queued' : 'running' } })
         : new CaphostError(ErrorCode.CANCELLED, `the caller cancelled this "${what}" call`, { details: { capability: what }, cause: call.signal?.reason });
     if (call.state === CallState.QUEUED) {
       const queue = this.queues.get(call.group);
