@@ -75,7 +75,7 @@ export class ControllerChannel {
     this.inFlight++;
     // Whoever clears the flag sends the one wake-up a park needs; later requests skip the syscall.
     if (Atomics.load(this.i32, Word.WORKER_PARKED) !== 0 && Atomics.compareExchange(this.i32, Word.WORKER_PARKED, 1, 0) === 1) {
-      Atomics.notify(this.i32, Word.REQ_TAIL, 1);
+      Atomics.notify(this.i32, Word.REQ_TAIL);
     }
     if (this.inFlight === 1 && !this.draining) {
       // A lone call: the answer often comes back within a microsecond or two, so wait for it here
@@ -96,7 +96,7 @@ export class ControllerChannel {
     this.cancels[at + 1] = reason;
     this.cancelTail = (this.cancelTail + 1) >>> 0;
     Atomics.store(this.i32, Word.CANCEL_TAIL, this.cancelTail | 0);
-    Atomics.notify(this.i32, Word.REQ_TAIL, 1);
+    Atomics.notify(this.i32, Word.REQ_TAIL);
   }
 
   /** Releases the completion the sink is looking at. */

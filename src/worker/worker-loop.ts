@@ -8,6 +8,7 @@ import { CallContext } from './call-context.js';
 import type { LoadedCapability } from './load-worker-module.js';
 
 const encoder = new TextEncoder();
+const noop = (): void => {};
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && typeof value === 'object' && typeof (value as { then?: unknown }).then === 'function';
@@ -48,6 +49,8 @@ export class WorkerLoop {
   /** Cancels that arrived for requests not yet read, by request position. */
   private readonly cancelledEarly = new Map<number, number>();
   private stopped = false;
+  private parkToken = 0;
+  private keepAlive: NodeJS.Timeout | undefined;
   private handled = 0;
 
   constructor(
@@ -75,10 +78,26 @@ export class WorkerLoop {
     (Atomics.load(this.i32, Word.CANCEL_TAIL) >>> 0) !== this.cancelHead ||
     Atomics.load(this.i32, Word.SHUTDOWN) !== 0;
 
-  private readonly resume = (): void => {
+  private readonly resume = (): void => this.resumeFrom(this.parkToken);
+
+  /**
+   * Leaves an async park. A pending Atomics.waitAsync cannot be withdrawn, so each park has a
+   * token and a stale wake-up is ignored. Parking async also holds a timer, because a pending
+   * waitAsync alone does not keep a worker thread's event loop alive.
+   */
+  private resumeFrom(token: number): void {
+    if (token !== this.parkToken || this.keepAlive === undefined) return;
+    this.parkToken++;
+    clearInterval(this.keepAlive);
+    this.keepAlive = undefined;
     Atomics.store(this.i32, Word.WORKER_PARKED, 0);
     this.pump();
-  };
+  }
+
+  /** The last async call settled while parked async: go back to the blocking park. */
+  private asyncSettled(): void {
+    if (this.running.size === 0 && this.keepAlive !== undefined) this.resumeFrom(this.parkToken);
+  }
 
   private pump(): void {
     for (;;) {
@@ -90,6 +109,7 @@ export class WorkerLoop {
         this.handleNext();
         // Async continuations only run when this loop yields; don't let a flood starve them.
         if (++handled >= 1024 && this.running.size > 0) {
+          this.keepAlive = setInterval(noop, 1 << 30);
           setImmediate(this.resume);
           return;
         }
@@ -108,7 +128,9 @@ export class WorkerLoop {
           Atomics.store(this.i32, Word.WORKER_PARKED, 0);
           continue;
         }
-        void wait.value.then(this.resume);
+        const token = this.parkToken;
+        this.keepAlive = setInterval(noop, 1 << 30);
+        void wait.value.then(() => this.resumeFrom(token));
         return;
       }
       Atomics.wait(this.i32, Word.REQ_TAIL, seen);
@@ -180,10 +202,12 @@ export class WorkerLoop {
       (output) => {
         this.running.delete(position);
         this.succeed(ticket, cap, output, busy);
+        this.asyncSettled();
       },
       (err: unknown) => {
         this.running.delete(position);
         this.fail(ticket, errorRecord(err, cap.key), busy);
+        this.asyncSettled();
       },
     );
   }
