@@ -56,7 +56,7 @@ export class CapabilityRegistry {
     const request = parseCapabilityRequest(text);
     const candidates = candidatesFor(this.entries, request) as CapabilityRoute[];
     if (candidates.length === 0) {
-      const sameName = [...new Set(this.entries.filter((e) => e.capability.name === request.name).map((e) => e.key))];
+      const sameName = [...new Set(this.entries.filter((e) => e.capability.name === request.name).map((e) => e.key))].sort();
       const hint = sameName.length > 0 ? `; versions provided: ${sameName.join(', ')}` : `; capabilities provided: ${this.names().join(', ') || 'none'}`;
       throw new CaphostError(ErrorCode.CAPABILITY_NOT_FOUND, `no worker provides capability "${text}"${hint}`, {
         details: { capability: text },

@@ -2,6 +2,7 @@ import protobuf from 'protobufjs';
 import { CaphostError, ErrorCode } from '../errors.js';
 import type { UnfinishedWriter } from '../scheduler/payload.js';
 import type { ArenaRef } from '../scheduler/slot-ring.js';
+import { Slot } from '../scheduler/ring-layout.js';
 
 /** What a worker module declares for one capability: proto source and the two message names. */
 export interface SchemaSource {
@@ -74,8 +75,10 @@ export class MessageCodec {
     }
     const problem = this.type.verify(message as Record<string, unknown>);
     if (problem !== null) {
-      const field = problem.slice(0, problem.indexOf(':'));
-      throw this.mismatch(`field "${field}": ${problem.slice(field.length + 2)}`, field);
+      // protobufjs says "field: what expected", or "field.object expected" for a nested message.
+      const match = /^([\w.]+): (.*)$/.exec(problem) ?? /^([\w.]+)\.(object expected)$/.exec(problem);
+      const field = match?.[1] ?? '';
+      throw this.mismatch(`field "${field}": ${match?.[2] ?? problem}`, field);
     }
   }
 
@@ -95,9 +98,12 @@ export class MessageCodec {
     for (let i = 0; i < this.bytesFields.length; i++) {
       const field = this.bytesFields[i]!;
       const value = plain[field.name];
-      if (!ArrayBuffer.isView(value) || (value instanceof Uint8Array && value.buffer !== arena)) continue;
+      if (!ArrayBuffer.isView(value)) continue;
+      // A slot holds at most MAX_REFS references; further arena views are copied like other bytes.
+      const shared = value.buffer === arena && (refs === null || refs.length < Slot.MAX_REFS);
+      if (!shared && value instanceof Uint8Array) continue;
       if (plain === message) plain = { ...plain };
-      if (value.buffer === arena) {
+      if (shared) {
         (refs ??= []).push({ field: field.id, offset: value.byteOffset, length: value.byteLength });
         plain[field.name] = undefined;
       } else {

@@ -77,7 +77,7 @@ export interface ChannelConfig {
   readonly slots: number;
   /** Bytes per slot; a multiple of 64, at least 128. */
   readonly slotBytes: number;
-  /** Bytes of each overflow ring; a multiple of 64. Bounds one payload that does not fit a slot. */
+  /** Bytes of each overflow ring; a power of two (the modular arithmetic of its counters needs it). Bounds one payload that does not fit a slot. */
   readonly overflowBytes: number;
 }
 

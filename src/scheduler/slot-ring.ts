@@ -115,6 +115,7 @@ export class SlotRing {
    */
   write(ticket: number, kind: number, time: number, payload: Payload, refs: readonly ArenaRef[] | null): boolean {
     const refCount = refs === null ? 0 : refs.length;
+    if (refCount > Slot.MAX_REFS) throw new RangeError(`a message carries at most ${Slot.MAX_REFS} arena references, got ${refCount}`);
     const base = this.dir.slotsOffset + (this.cursor & this.mask) * this.slotBytes;
     const w = base >> 2;
     const length = payloadLength(payload);
