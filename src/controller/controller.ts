@@ -1,6 +1,6 @@
 import { CaphostError, ErrorCode } from '../errors.js';
 import type { ExecutionStrategy } from '../isolation/execution-strategy.js';
-import { ThreadStrategy } from '../isolation/thread-strategy.js';
+import { createStrategy } from '../isolation/create-strategy.js';
 import { type CapabilityDescriptor, CapabilityRegistry } from '../router/capability-registry.js';
 import { parseCapabilityId } from '../router/capability-ref.js';
 import { compileSchema } from '../router/capability-schema.js';
@@ -85,7 +85,7 @@ export class Controller {
     let provider = 0;
     const starts: Promise<void>[] = [];
     options.workers.forEach((entry, entryIndex) => {
-      const strategy: ExecutionStrategy = new ThreadStrategy(entry.resourceLimits);
+      const strategy: ExecutionStrategy = createStrategy(entry);
       const moduleName = entry.module.pathname.split('/').pop() ?? entry.module.href;
       for (let r = 0; r < entry.replicas; r++) {
         const replica = new Replica(provider++, `${moduleName}#${entryIndex}.${r}`, entry.maxInFlight, options.ringBudgetUs * 1000);
@@ -103,7 +103,7 @@ export class Controller {
         starts.push(
           supervisor.start().then((advertised) => {
             const capabilities = advertised.map((cap) => ({ id: parseCapabilityId(cap.key), schema: compileSchema(cap.key, cap) }));
-            this.#registry.add(replica.provider, false, capabilities);
+            this.#registry.add(replica.provider, false, strategy.sharesArena, capabilities);
           }),
         );
       }
@@ -134,7 +134,7 @@ export class Controller {
       group = this.#registry.group(capability);
       const codec = group.candidates[0]!.schema.input;
       codec.check(input);
-      encoded = codec.encode(input, this.#arena?.buffer ?? null);
+      encoded = codec.encode(input, group.sharesArena ? (this.#arena?.buffer ?? null) : null);
     } catch (err) {
       return rejectWith(err);
     }

@@ -1,6 +1,6 @@
 import { CaphostError, ErrorCode } from '../errors.js';
 import type { AdvertisedCapability } from '../isolation/control-messages.js';
-import type { ExecutionStrategy, WorkerInstance } from '../isolation/execution-strategy.js';
+import type { ChannelMemory, ExecutionStrategy, WorkerInstance } from '../isolation/execution-strategy.js';
 import type { Logger, LogLevel } from '../logger.js';
 import { ControllerChannel } from '../scheduler/controller-channel.js';
 import { type ChannelConfig, computeLayout } from '../scheduler/ring-layout.js';
@@ -31,6 +31,7 @@ export class ReplicaSupervisor {
   private crashes: number[] = [];
   private restartTimer: NodeJS.Timeout | undefined;
   private expectedKeys: string | undefined;
+  private memory: ChannelMemory | undefined;
 
   constructor(
     readonly replica: Replica,
@@ -46,18 +47,26 @@ export class ReplicaSupervisor {
 
   private async launch(): Promise<readonly AdvertisedCapability[]> {
     const layout = computeLayout(this.ctx.channelConfig);
-    const buffer = new SharedArrayBuffer(layout.totalBytes);
-    const instance = await this.ctx.strategy.start({
-      module: this.entry.module,
-      replica: this.index,
-      label: this.replica.label,
-      channel: buffer,
-      channelConfig: this.ctx.channelConfig,
-      arena: this.ctx.arena,
-      logLevel: this.ctx.logLevel,
-      log: this.ctx.log,
-      startTimeoutMs: this.entry.startTimeoutMs,
-    });
+    const memory = this.ctx.strategy.allocateChannel(layout.totalBytes);
+    let instance: WorkerInstance;
+    try {
+      instance = await this.ctx.strategy.start({
+        module: this.entry.module,
+        replica: this.index,
+        label: this.replica.label,
+        channel: memory,
+        channelConfig: this.ctx.channelConfig,
+        arena: this.ctx.arena,
+        logLevel: this.ctx.logLevel,
+        log: this.ctx.log,
+        startTimeoutMs: this.entry.startTimeoutMs,
+      });
+    } catch (err) {
+      memory.close();
+      throw err;
+    }
+    this.memory?.close();
+    this.memory = memory;
     const keys = instance.capabilities.map((c) => c.key).join(',');
     if (this.expectedKeys !== undefined && keys !== this.expectedKeys) {
       await instance.terminate();
@@ -69,7 +78,7 @@ export class ReplicaSupervisor {
       return instance.capabilities;
     }
     this.instance = instance;
-    const channel = new ControllerChannel(buffer, layout, this.ctx.scheduler.sinkFor(this.replica));
+    const channel = new ControllerChannel(memory.buffer, layout, this.ctx.scheduler.sinkFor(this.replica), memory.wake);
     this.replica.attach(channel, new Map(instance.capabilities.map((c, i) => [c.key, i])));
     instance.onExit((error) => this.crashed(error));
     this.state = 'running';
@@ -125,5 +134,6 @@ export class ReplicaSupervisor {
     this.instance = undefined;
     this.replica.channel?.shutdown();
     if (instance !== undefined) await instance.stop(graceMs);
+    this.memory?.close();
   }
 }

@@ -2,13 +2,23 @@ import type { CaphostError } from '../errors.js';
 import type { Logger, LogLevel } from '../logger.js';
 import type { ChannelConfig } from '../scheduler/ring-layout.js';
 import type { AdvertisedCapability } from './control-messages.js';
+import type { Wake } from '../scheduler/wake.js';
+
+/** A worker's channel memory and how its two sides wake each other across the strategy's boundary. */
+export interface ChannelMemory {
+  readonly buffer: SharedArrayBuffer | ArrayBuffer;
+  readonly wake: Wake;
+  /** Releases what the memory holds outside the JS heap (a file descriptor); idempotent. */
+  close(): void;
+}
 
 export interface WorkerLaunch {
   readonly module: URL;
   readonly replica: number;
   readonly label: string;
-  readonly channel: SharedArrayBuffer;
+  readonly channel: ChannelMemory;
   readonly channelConfig: ChannelConfig;
+  /** The controller's shared arena, for strategies whose workers can map it (see sharesArena). */
   readonly arena: SharedArrayBuffer | null;
   readonly logLevel: LogLevel;
   readonly log: Logger;
@@ -29,5 +39,9 @@ export interface WorkerInstance {
 /** How a worker module runs: `thread` now; `process` builds on the same contract. */
 export interface ExecutionStrategy {
   readonly name: string;
+  /** Whether workers see the controller's shared arena, so arena views can cross by reference. */
+  readonly sharesArena: boolean;
+  /** Memory for one worker's channel. */
+  allocateChannel(byteLength: number): ChannelMemory;
   start(launch: WorkerLaunch): Promise<WorkerInstance>;
 }

@@ -1,7 +1,8 @@
 import { Worker, type ResourceLimits } from 'node:worker_threads';
 import { CaphostError, ErrorCode, isErrorCode } from '../errors.js';
 import type { AdvertisedCapability, WorkerBootData, WorkerToController } from './control-messages.js';
-import type { ExecutionStrategy, WorkerInstance, WorkerLaunch } from './execution-strategy.js';
+import type { ChannelMemory, ExecutionStrategy, WorkerInstance, WorkerLaunch } from './execution-strategy.js';
+import { atomicsWake } from '../scheduler/wake.js';
 
 const entry = new URL('./thread-entry.js', import.meta.url);
 
@@ -18,14 +19,21 @@ function describeExit(label: string, err: Error | undefined, code: number | unde
 /** Runs a worker module in a worker_thread: V8 isolation for trusted code, in the controller's process. */
 export class ThreadStrategy implements ExecutionStrategy {
   readonly name = 'thread';
+  readonly sharesArena = true;
 
   constructor(private readonly resourceLimits: ResourceLimits | undefined) {}
 
+  allocateChannel(byteLength: number): ChannelMemory {
+    return { buffer: new SharedArrayBuffer(byteLength), wake: atomicsWake, close() {} };
+  }
+
   async start(launch: WorkerLaunch): Promise<WorkerInstance> {
+    const channel = launch.channel.buffer;
+    if (!(channel instanceof SharedArrayBuffer)) throw new TypeError('a thread worker needs its channel in a SharedArrayBuffer');
     const boot: WorkerBootData = {
       module: launch.module.href,
       replica: launch.replica,
-      channel: launch.channel,
+      channel,
       channelConfig: launch.channelConfig,
       arena: launch.arena,
       logLevel: launch.logLevel,

@@ -10,6 +10,8 @@ export interface CapabilityRoute extends RouteEntry {
   readonly schema: CapabilitySchema;
   /** Index of the capability in its provider's own table (travels in the request slot). */
   readonly index: number;
+  /** Whether the provider maps the controller's shared arena (arena views may cross by reference). */
+  readonly sharesArena: boolean;
 }
 
 /** A resolved request: its candidates in static order, cached per request text. */
@@ -17,6 +19,8 @@ export interface RouteGroup {
   readonly text: string;
   readonly request: CapabilityRequest;
   readonly candidates: readonly CapabilityRoute[];
+  /** Every candidate maps the shared arena, so inputs may carry arena references. */
+  readonly sharesArena: boolean;
 }
 
 export interface CapabilityDescriptor {
@@ -33,9 +37,9 @@ export class CapabilityRegistry {
   private readonly entries: CapabilityRoute[] = [];
   private readonly groups = new Map<string, RouteGroup>();
 
-  add(provider: number, remote: boolean, capabilities: ReadonlyArray<{ id: CapabilityId; schema: CapabilitySchema }>): void {
+  add(provider: number, remote: boolean, sharesArena: boolean, capabilities: ReadonlyArray<{ id: CapabilityId; schema: CapabilitySchema }>): void {
     capabilities.forEach(({ id, schema }, index) => {
-      this.entries.push({ provider, capability: id, remote, key: formatCapabilityId(id), schema, index });
+      this.entries.push({ provider, capability: id, remote, key: formatCapabilityId(id), schema, index, sharesArena });
     });
     this.groups.clear();
   }
@@ -62,7 +66,7 @@ export class CapabilityRegistry {
         details: { capability: text },
       });
     }
-    const group: RouteGroup = { text, request, candidates };
+    const group: RouteGroup = { text, request, candidates, sharesArena: candidates.every((c) => c.sharesArena) };
     this.groups.set(text, group);
     return group;
   }

@@ -1,6 +1,7 @@
 import { CANCEL_ENTRY_BYTES, type ChannelLayout, Word } from './ring-layout.js';
 import { type ArenaRef, COMPLETIONS, REQUESTS, SlotRing, type SlotMessage, newSlotMessage } from './slot-ring.js';
 import type { Payload } from './payload.js';
+import { type Wake, atomicsWake } from './wake.js';
 import { SpinBudget, spinUntil } from './spin-budget.js';
 
 /**
@@ -40,9 +41,10 @@ export class ControllerChannel {
   inFlight = 0;
 
   constructor(
-    readonly buffer: SharedArrayBuffer,
+    readonly buffer: SharedArrayBuffer | ArrayBuffer,
     readonly layout: ChannelLayout,
     private readonly sink: CompletionSink,
+    private readonly wake: Wake = atomicsWake,
   ) {
     this.requests = new SlotRing(buffer, layout, REQUESTS(layout));
     this.completions = SlotRing.consumer(buffer, layout, COMPLETIONS(layout));
@@ -75,7 +77,7 @@ export class ControllerChannel {
     this.inFlight++;
     // Whoever clears the flag sends the one wake-up a park needs; later requests skip the syscall.
     if (Atomics.load(this.i32, Word.WORKER_PARKED) !== 0 && Atomics.compareExchange(this.i32, Word.WORKER_PARKED, 1, 0) === 1) {
-      Atomics.notify(this.i32, Word.REQ_TAIL);
+      this.wake.notify(this.i32, Word.REQ_TAIL);
     }
     if (this.inFlight === 1 && !this.draining) {
       // A lone call: the answer often comes back within a microsecond or two, so wait for it here
@@ -96,7 +98,7 @@ export class ControllerChannel {
     this.cancels[at + 1] = reason;
     this.cancelTail = (this.cancelTail + 1) >>> 0;
     Atomics.store(this.i32, Word.CANCEL_TAIL, this.cancelTail | 0);
-    Atomics.notify(this.i32, Word.REQ_TAIL);
+    this.wake.notify(this.i32, Word.REQ_TAIL);
   }
 
   /** Releases the completion the sink is looking at. */
@@ -163,16 +165,16 @@ export class ControllerChannel {
   private park(): void {
     this.armed = true;
     Atomics.store(this.i32, Word.CONTROLLER_PARKED, 1);
-    const wait = this.completions.hasMessage() ? null : Atomics.waitAsync(this.i32, Word.CMP_TAIL, this.completions.consumed | 0);
-    if (wait === null || !wait.async) {
+    const wait = this.completions.hasMessage() ? null : this.wake.waitAsync(this.i32, Word.CMP_TAIL, this.completions.consumed | 0);
+    if (wait === null) {
       Atomics.store(this.i32, Word.CONTROLLER_PARKED, 0);
       setImmediate(this.pump);
       return;
     }
-    void wait.value.then(this.wake);
+    void wait.then(this.woken);
   }
 
-  private readonly wake = (): void => {
+  private readonly woken = (): void => {
     Atomics.store(this.i32, Word.CONTROLLER_PARKED, 0);
     this.pump();
   };
@@ -180,12 +182,12 @@ export class ControllerChannel {
   /** Asks the worker to leave its loop; it runs teardown and exits. */
   shutdown(): void {
     Atomics.store(this.i32, Word.SHUTDOWN, 1);
-    Atomics.notify(this.i32, Word.REQ_TAIL);
+    this.wake.notify(this.i32, Word.REQ_TAIL);
   }
 
   /** Stops reading completions; the worker is gone or going. Wakes a pending wait so it can settle. */
   close(): void {
     this.closed = true;
-    Atomics.notify(this.i32, Word.CMP_TAIL);
+    this.wake.notify(this.i32, Word.CMP_TAIL);
   }
 }

@@ -3,6 +3,7 @@ import type { Logger } from '../logger.js';
 import { CANCEL_ENTRY_BYTES, CancelReason, type ChannelLayout, Status, Word } from '../scheduler/ring-layout.js';
 import { COMPLETIONS, REQUESTS, SlotRing, newSlotMessage } from '../scheduler/slot-ring.js';
 import type { Payload } from '../scheduler/payload.js';
+import { type Wake, atomicsWake } from '../scheduler/wake.js';
 import { SpinBudget, spinUntil } from '../scheduler/spin-budget.js';
 import { CallContext } from './call-context.js';
 import type { LoadedCapability } from './load-worker-module.js';
@@ -54,12 +55,13 @@ export class WorkerLoop {
   private handled = 0;
 
   constructor(
-    buffer: SharedArrayBuffer,
+    buffer: SharedArrayBuffer | ArrayBuffer,
     layout: ChannelLayout,
     private readonly arena: SharedArrayBuffer | null,
     private readonly capabilities: readonly LoadedCapability[],
     private readonly log: Logger,
     private readonly onStop: () => void,
+    private readonly wake: Wake = atomicsWake,
   ) {
     this.requests = SlotRing.consumer(buffer, layout, REQUESTS(layout));
     this.completions = new SlotRing(buffer, layout, COMPLETIONS(layout));
@@ -123,17 +125,17 @@ export class WorkerLoop {
         continue;
       }
       if (this.running.size > 0) {
-        const wait = Atomics.waitAsync(this.i32, Word.REQ_TAIL, seen);
-        if (!wait.async) {
+        const wait = this.wake.waitAsync(this.i32, Word.REQ_TAIL, seen);
+        if (wait === null) {
           Atomics.store(this.i32, Word.WORKER_PARKED, 0);
           continue;
         }
         const token = this.parkToken;
         this.keepAlive = setInterval(noop, 1 << 30);
-        void wait.value.then(() => this.resumeFrom(token));
+        void wait.then(() => this.resumeFrom(token));
         return;
       }
-      Atomics.wait(this.i32, Word.REQ_TAIL, seen);
+      this.wake.wait(this.i32, Word.REQ_TAIL, seen);
       Atomics.store(this.i32, Word.WORKER_PARKED, 0);
       this.spin.observe((performance.now() - idleSince) * 1000);
     }
@@ -251,12 +253,12 @@ export class WorkerLoop {
   private complete(ticket: number, status: number, busyMs: number, bytes: Payload, refs: Parameters<SlotRing['write']>[4]): void {
     while (!this.completions.write(ticket, status, busyMs * 1e6, bytes, refs)) {
       // The controller has not yet drained the overflow ring; it always does, so wait briefly.
-      Atomics.wait(this.i32, Word.CMP_OVF_READ, Atomics.load(this.i32, Word.CMP_OVF_READ), 1);
+      this.wake.wait(this.i32, Word.CMP_OVF_READ, Atomics.load(this.i32, Word.CMP_OVF_READ), 1);
       if (Atomics.load(this.i32, Word.SHUTDOWN) !== 0) return;
     }
     // Whoever clears the flag sends the one wake-up a park needs; later completions skip the syscall.
     if (Atomics.load(this.i32, Word.CONTROLLER_PARKED) !== 0 && Atomics.compareExchange(this.i32, Word.CONTROLLER_PARKED, 1, 0) === 1) {
-      Atomics.notify(this.i32, Word.CMP_TAIL);
+      this.wake.notify(this.i32, Word.CMP_TAIL);
     }
   }
 }

@@ -18,10 +18,10 @@ const cap = (text: string, s = schema) => ({ id: parseCapabilityId(text), schema
 
 function registry(): CapabilityRegistry {
   const r = new CapabilityRegistry();
-  r.add(1, false, [cap('echo.bytes@1.0'), cap('embed.text@2.0', other)]);
-  r.add(2, false, [cap('echo.bytes@1.2')]);
-  r.add(3, true, [cap('echo.bytes@1.2')]);
-  r.add(4, false, [cap('echo.bytes@2.0')]);
+  r.add(1, false, true, [cap('echo.bytes@1.0'), cap('embed.text@2.0', other)]);
+  r.add(2, false, true, [cap('echo.bytes@1.2')]);
+  r.add(3, true, true, [cap('echo.bytes@1.2')]);
+  r.add(4, false, true, [cap('echo.bytes@2.0')]);
   return r;
 }
 
@@ -76,7 +76,7 @@ describe('CapabilityRegistry.group', () => {
   it('drops the cache on add and on remove', () => {
     const r = registry();
     const g1 = r.group('echo.bytes@1');
-    r.add(5, false, [cap('echo.bytes@1.3')]);
+    r.add(5, false, true, [cap('echo.bytes@1.3')]);
     const g2 = r.group('echo.bytes@1');
     assert.notEqual(g2, g1);
     assert.equal(g2.candidates[0]!.provider, 5);
@@ -101,7 +101,7 @@ describe('CapabilityRegistry.group', () => {
   it('does not cache a failure: a provider added later is found', () => {
     const r = registry();
     assert.throws(() => r.group('echo.bytes@3'), { code: ErrorCode.CAPABILITY_NOT_FOUND });
-    r.add(6, false, [cap('echo.bytes@3.0')]);
+    r.add(6, false, true, [cap('echo.bytes@3.0')]);
     assert.deepEqual(r.group('echo.bytes@3').candidates.map((c) => c.provider), [6]);
   });
 

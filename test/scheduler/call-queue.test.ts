@@ -15,7 +15,7 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-const group: RouteGroup = { text: 'echo@1', request: { name: 'echo', major: 1, minor: undefined }, candidates: [] };
+const group: RouteGroup = { text: 'echo@1', request: { name: 'echo', major: 1, minor: undefined }, candidates: [], sharesArena: true };
 const noop = (): void => {};
 
 function call(priority: number, seq: number): PendingCall {
