@@ -32,6 +32,8 @@ export interface WorkerStats {
   readonly inFlightLimit: number;
   readonly restarts: number;
   readonly averageBusyUs: number;
+  /** Worker notifications that never reached the controller and were caught by its periodic check. */
+  readonly missedWakeups: number;
 }
 
 export interface ControllerStats {
@@ -181,6 +183,7 @@ export class Controller {
         inFlightLimit: s.replica.inFlightLimit,
         restarts: s.restarts,
         averageBusyUs: s.replica.averageBusyNs / 1000,
+        missedWakeups: s.missedWakeups,
       })),
       capabilities: scheduler.capabilities,
       queued: scheduler.queued,

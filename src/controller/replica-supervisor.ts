@@ -32,6 +32,12 @@ export class ReplicaSupervisor {
   private restartTimer: NodeJS.Timeout | undefined;
   private expectedKeys: string | undefined;
   private memory: ChannelMemory | undefined;
+  /** Missed wake-ups of channels this supervisor has retired (restarts), plus the live one's. */
+  private retiredMissed = 0;
+
+  get missedWakeups(): number {
+    return this.retiredMissed + (this.replica.channel?.missedWakeups ?? 0);
+  }
 
   constructor(
     readonly replica: Replica,
@@ -98,6 +104,7 @@ export class ReplicaSupervisor {
       this.replica.failed = true;
       this.ctx.log.error(`worker ${this.replica.label} crashed ${this.crashes.length} times within ${this.ctx.restart.windowMs} ms; giving up on it`, { worker: this.replica.label });
     } else this.state = 'restarting';
+    this.retiredMissed += this.replica.channel?.missedWakeups ?? 0;
     this.ctx.scheduler.replicaDown(this.replica, error);
     if (this.state === 'restarting') this.scheduleRestart();
   }

@@ -10,6 +10,14 @@ import { SpinBudget, spinUntil } from './spin-budget.js';
  */
 export type CompletionSink = (message: SlotMessage, channel: ControllerChannel) => void;
 
+/**
+ * A parked controller looks at its completion ring at least this often while calls are in
+ * flight. Under load on Node 20 a worker's Atomics.notify has been seen not to settle a pending
+ * Atomics.waitAsync (test/controller/settle-exactly-once and the bench reproduce it within
+ * minutes); this bounds what such a lost wake-up costs. An idle controller does not park at all.
+ */
+const PARK_CHECK_MS = 2;
+
 /** How many pumps may follow one another as microtasks before the loop yields to I/O and timers. */
 const MICROTASK_BURST = 32;
 
@@ -28,15 +36,21 @@ export class ControllerChannel {
   private readonly message = newSlotMessage();
   /** Spin after a lone request: pays off when the worker is awake and the handler is short. */
   private readonly soloSpin = new SpinBudget(1, 50);
+  /** Spin after a lone request that had to wake the worker: covers its wake-up (~20-60 µs on a VM). */
+  private readonly coldSpin = new SpinBudget(1, 150);
   /** Spin before parking while calls are in flight. */
   private readonly flowSpin = new SpinBudget(1, 20);
+  /** The budget whose spin gave up last, to learn from the gap that followed. */
+  private parkedBudget = this.flowSpin;
   private armed = false;
   /** When the last spin gave up and the channel parked (0 when not parked). */
   private parkedSince = 0;
-  /** True while completions are being handed to the sink, which may place further requests. */
-  private draining = false;
+  /** Set when placing a request had to wake the worker; the next spin allows for its wake-up. */
+  private wokeWorker = false;
   private burst = 0;
   private closed = false;
+  /** Wake-ups the worker sent that never arrived (caught by PARK_CHECK_MS). */
+  missedWakeups = 0;
   /** Calls placed in this channel and not yet completed; kept by the owner through place/complete. */
   inFlight = 0;
 
@@ -78,14 +92,10 @@ export class ControllerChannel {
     // Whoever clears the flag sends the one wake-up a park needs; later requests skip the syscall.
     if (Atomics.load(this.i32, Word.WORKER_PARKED) !== 0 && Atomics.compareExchange(this.i32, Word.WORKER_PARKED, 1, 0) === 1) {
       this.wake.notify(this.i32, Word.REQ_TAIL);
+      this.wokeWorker = true;
     }
-    if (this.inFlight === 1 && !this.draining) {
-      // A lone call: the answer often comes back within a microsecond or two, so wait for it here
-      // rather than paying for an event-loop turn.
-      if (spinUntil(this.hasCompletion, this.soloSpin.us)) this.drain();
-      else this.parkedSince = performance.now() - this.soloSpin.us / 1000;
-    }
-    if (this.inFlight > 0 && !this.armed) this.arm();
+    // The pump runs as a microtask, after the continuations already queued have placed their calls.
+    if (!this.armed) this.arm();
     return true;
   }
 
@@ -109,16 +119,11 @@ export class ControllerChannel {
   /** Reads every completion that has arrived. */
   drain(): number {
     let n = 0;
-    this.draining = true;
-    try {
-      while (this.completions.hasMessage()) {
-        this.completions.read(this.message);
-        this.inFlight--;
-        n++;
-        this.sink(this.message, this);
-      }
-    } finally {
-      this.draining = false;
+    while (this.completions.hasMessage()) {
+      this.completions.read(this.message);
+      this.inFlight--;
+      n++;
+      this.sink(this.message, this);
     }
     return n;
   }
@@ -130,30 +135,39 @@ export class ControllerChannel {
 
   private readonly hasCompletion = (): boolean => this.completions.hasMessage();
 
+  /**
+   * Drains completions, then decides how to wait for the next: spin (a lone call's answer often
+   * comes back within a microsecond or two, or within the worker's wake-up time if it had to be
+   * woken, cheaper than a wake-up of this thread's event loop), go round again as a microtask
+   * (so that continuations of settled calls can place the next calls), or park.
+   */
   private readonly pump = (): void => {
     this.armed = false;
     if (this.closed) return;
     let n = this.drain();
     if (n > 0 && this.parkedSince !== 0) {
-      // The spin gave up before this completion came: let the budget learn the gap.
-      const gapUs = (performance.now() - this.parkedSince) * 1000;
+      // A spin gave up before this completion came: let its budget learn the gap.
+      this.parkedBudget.observe((performance.now() - this.parkedSince) * 1000);
       this.parkedSince = 0;
-      this.soloSpin.observe(gapUs);
-      this.flowSpin.observe(gapUs);
     }
     if (this.inFlight === 0 || this.armed) {
       this.burst = 0;
       return;
     }
     if (n === 0) {
-      if (spinUntil(this.hasCompletion, this.flowSpin.us)) n = 1;
-      else if (this.parkedSince === 0) this.parkedSince = performance.now() - this.flowSpin.us / 1000;
+      const budget = this.inFlight > 1 ? this.flowSpin : this.wokeWorker ? this.coldSpin : this.soloSpin;
+      this.wokeWorker = false;
+      if (spinUntil(this.hasCompletion, budget.us)) n = this.drain();
+      else if (this.parkedSince === 0) {
+        this.parkedSince = performance.now() - budget.us / 1000;
+        this.parkedBudget = budget;
+      }
+      if (this.inFlight === 0 || this.armed) return;
     }
     if (n === 0) {
       this.burst = 0;
       this.park();
     } else if (++this.burst < MICROTASK_BURST) {
-      // Let the continuations of the calls just settled run (they often place the next calls), then drain again.
       this.arm();
     } else {
       this.burst = 0;
@@ -165,7 +179,7 @@ export class ControllerChannel {
   private park(): void {
     this.armed = true;
     Atomics.store(this.i32, Word.CONTROLLER_PARKED, 1);
-    const wait = this.completions.hasMessage() ? null : this.wake.waitAsync(this.i32, Word.CMP_TAIL, this.completions.consumed | 0);
+    const wait = this.completions.hasMessage() ? null : this.wake.waitAsync(this.i32, Word.CMP_TAIL, this.completions.consumed | 0, PARK_CHECK_MS);
     if (wait === null) {
       Atomics.store(this.i32, Word.CONTROLLER_PARKED, 0);
       setImmediate(this.pump);
@@ -174,8 +188,11 @@ export class ControllerChannel {
     void wait.then(this.woken);
   }
 
-  private readonly woken = (): void => {
-    Atomics.store(this.i32, Word.CONTROLLER_PARKED, 0);
+  private readonly woken = (outcome: unknown): void => {
+    // The worker clears the flag when it notifies; a timeout that finds it cleared, with
+    // completions waiting, means a notify was sent and never arrived.
+    const flag = Atomics.exchange(this.i32, Word.CONTROLLER_PARKED, 0);
+    if (outcome === 'timed-out' && flag === 0 && this.completions.hasMessage()) this.missedWakeups++;
     this.pump();
   };
 

@@ -26,6 +26,8 @@ export class PendingCall {
   /** Index in its queue's heap while QUEUED (-1 otherwise). */
   heapIndex = -1;
   onAbort: (() => void) | undefined;
+  /** The outcome counters of its capability request, set when submitted. */
+  counters: { submitted: number; ok: number; errors: Record<string, number> } | undefined;
 
   constructor(
     readonly group: RouteGroup,

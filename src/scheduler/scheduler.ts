@@ -33,18 +33,23 @@ export interface CapabilityCounters {
  * a crashed worker held.
  */
 export class Scheduler {
-  private readonly replicas = new Map<number, Replica>();
+  /** By provider id, which the controller hands out densely from 0. */
+  private readonly replicas: (Replica | undefined)[] = [];
   private readonly queues = new Map<RouteGroup, CallQueue>();
   private readonly deadlines = new DeadlineTimer((call) => this.abort(call, CancelReason.DEADLINE));
   private readonly counters = new Map<string, CapabilityCounters>();
   private queued = 0;
   private seq = 0;
-  private readonly loadOf = (provider: number): number => this.replicas.get(provider)?.load() ?? Infinity;
+  private readonly loadOf = (provider: number): number => this.replicas[provider]?.load() ?? Infinity;
+
+  private replica(provider: number): Replica | undefined {
+    return this.replicas[provider];
+  }
 
   constructor(private readonly options: SchedulerOptions) {}
 
   addReplica(replica: Replica): void {
-    this.replicas.set(replica.provider, replica);
+    this.replicas[replica.provider] = replica;
   }
 
   nextSeq(): number {
@@ -53,7 +58,8 @@ export class Scheduler {
 
   /** Takes a new call: places it now if a replica has room and nothing queued is ahead, else queues it. */
   submit(call: PendingCall): void {
-    this.count(call.group.text).submitted++;
+    call.counters = this.count(call.group.text);
+    call.counters.submitted++;
     if (call.deadline > 0) this.deadlines.add(call);
     if (call.signal !== undefined) {
       call.onAbort = () => this.abort(call, CancelReason.CANCELLED);
@@ -66,7 +72,7 @@ export class Scheduler {
 
   private enqueue(call: PendingCall): void {
     const group = call.group;
-    if (group.candidates.every((route) => this.replicas.get(route.provider)?.failed ?? true)) {
+    if (group.candidates.every((route) => this.replica(route.provider)?.failed ?? true)) {
       this.fail(call, new CaphostError(ErrorCode.CAPABILITY_UNAVAILABLE, `every worker providing "${group.text}" has failed and cannot be restarted; see the controller log for why`, { details: { capability: group.text } }));
       return;
     }
@@ -88,7 +94,7 @@ export class Scheduler {
   private place(call: PendingCall): boolean {
     const route = pickRoute(call.group.candidates, this.loadOf) as CapabilityRoute | undefined;
     if (route === undefined) return false;
-    const replica = this.replicas.get(route.provider)!;
+    const replica = this.replica(route.provider)!;
     const channel = replica.channel!;
     const ticket = replica.takeTicket(call);
     if (ticket < 0) return false;
@@ -149,7 +155,7 @@ export class Scheduler {
     channel.release();
     if (call !== undefined && call.state === CallState.RUNNING) {
       if (error !== undefined) this.fail(call, error);
-      else if (call.resolve(output)) this.count(call.group.text).ok++;
+      else if (call.resolve(output)) call.counters!.ok++;
     }
     if (this.queued > 0) this.dispatchQueued();
   }
@@ -171,7 +177,7 @@ export class Scheduler {
       this.fail(call, error);
       return;
     }
-    const replica = this.replicas.get(call.provider);
+    const replica = this.replica(call.provider);
     this.fail(call, error);
     if (replica?.channel != null) {
       replica.channel.cancel(call.position, reason);
@@ -215,7 +221,7 @@ export class Scheduler {
   /** Queued calls that no live or restartable replica can serve fail now rather than at their deadline. */
   private failUnavailable(): void {
     for (const [group, queue] of this.queues) {
-      if (!group.candidates.every((route) => this.replicas.get(route.provider)?.failed ?? true)) continue;
+      if (!group.candidates.every((route) => this.replica(route.provider)?.failed ?? true)) continue;
       for (const call of queue.drainAll()) {
         this.queued--;
         this.fail(call, new CaphostError(ErrorCode.CAPABILITY_UNAVAILABLE, `every worker providing "${group.text}" has failed and cannot be restarted; see the controller log for why`, { details: { capability: group.text } }));
@@ -235,7 +241,7 @@ export class Scheduler {
 
   private fail(call: PendingCall, error: CaphostError): void {
     if (call.reject(error)) {
-      const errors = this.count(call.group.text).errors;
+      const errors = (call.counters ?? this.count(call.group.text)).errors;
       errors[error.code] = (errors[error.code] ?? 0) + 1;
     }
   }

@@ -6,8 +6,8 @@
 export interface Wake {
   /** Blocks until `words[index]` is not `expected`, a notify, or `timeoutMs` passes. */
   wait(words: Int32Array, index: number, expected: number, timeoutMs?: number): void;
-  /** Settles when `words[index]` is not `expected` or on a notify; null if it already differs. */
-  waitAsync(words: Int32Array, index: number, expected: number): Promise<unknown> | null;
+  /** Settles when `words[index]` is not `expected`, on a notify, or after `timeoutMs`; null if it already differs. */
+  waitAsync(words: Int32Array, index: number, expected: number, timeoutMs?: number): Promise<unknown> | null;
   /** Wakes every waiter on `words[index]`. */
   notify(words: Int32Array, index: number): void;
 }
@@ -16,8 +16,8 @@ export const atomicsWake: Wake = {
   wait(words, index, expected, timeoutMs) {
     Atomics.wait(words, index, expected, timeoutMs);
   },
-  waitAsync(words, index, expected) {
-    const result = Atomics.waitAsync(words, index, expected);
+  waitAsync(words, index, expected, timeoutMs) {
+    const result = Atomics.waitAsync(words, index, expected, timeoutMs);
     return result.async ? result.value : null;
   },
   notify(words, index) {
