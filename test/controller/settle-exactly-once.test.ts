@@ -2,18 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CaphostError } from '../../src/index.js';
 import { behave, start, waitFor } from './fixtures.js';
+import { mulberry32 as prng } from '../support/prng.js';
 
-/** A small seeded PRNG so a failing run can be replayed. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('under random deadlines, cancels and crashes every call settles exactly once', async () => {
   const seed = Number(process.env['CAPHOST_STRESS_SEED'] ?? Date.now() % 100000);

@@ -2,17 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type CapabilityRequest, parseCapabilityRequest, satisfies } from '../../src/router/capability-ref.js';
 import { type RouteEntry, candidatesFor, pickRoute, resolveRoute } from '../../src/router/route-table.js';
+import { mulberry32 } from '../support/prng.js';
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const entry = (provider: number, name: string, major: number, minor: number, remote = false): RouteEntry => ({
   provider,

@@ -5,17 +5,8 @@ import { CaphostError, ErrorCode } from '../../src/errors.js';
 import type { RouteGroup } from '../../src/router/capability-registry.js';
 import { DeadlineTimer } from '../../src/scheduler/deadline-timer.js';
 import { PendingCall } from '../../src/scheduler/pending-call.js';
+import { mulberry32 } from '../support/prng.js';
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const group: RouteGroup = { text: 'echo@1', request: { name: 'echo', major: 1, minor: undefined }, candidates: [], sharesArena: true };
 const noop = (): void => {};

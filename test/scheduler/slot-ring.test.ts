@@ -4,17 +4,8 @@ import protobuf from 'protobufjs';
 import type { UnfinishedWriter } from '../../src/scheduler/payload.js';
 import { type ChannelConfig, Slot, Word, computeLayout, inlineCapacity } from '../../src/scheduler/ring-layout.js';
 import { type ArenaRef, COMPLETIONS, REQUESTS, SlotRing, newSlotMessage } from '../../src/scheduler/slot-ring.js';
+import { mulberry32 } from '../support/prng.js';
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Start {
   counters?: number;
