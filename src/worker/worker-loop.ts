@@ -151,6 +151,7 @@ export class WorkerLoop {
 
   private drainCancels(): void {
     const tail = Atomics.load(this.i32, Word.CANCEL_TAIL) >>> 0;
+    if (this.cancelHead === tail) return;
     while (this.cancelHead !== tail) {
       const at = (this.cancelHead & this.cancelMask) * 2;
       const position = this.cancels[at]!;
