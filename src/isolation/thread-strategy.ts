@@ -88,7 +88,8 @@ export class ThreadStrategy implements ExecutionStrategy {
           cause: lastError,
           details: { worker: launch.label, exitCode: code },
         });
-        fail(error.code === ErrorCode.WORKER_CRASHED ? new CaphostError(ErrorCode.WORKER_START_FAILED, `worker ${launch.label} stopped during start: ${error.message}`, { cause: lastError }) : error);
+        // Before 'ready' this fails the start; after it, the promise is settled and this does nothing.
+        fail(new CaphostError(ErrorCode.WORKER_START_FAILED, `worker ${launch.label} stopped during start: ${error.message}`, { cause: lastError }));
         if (!stopped) exitListener?.(error);
       });
     });
