@@ -5,3 +5,4 @@ export { CaphostError, ErrorCode, isCaphostError } from './errors.js';
 export type { Logger, LogLevel } from './logger.js';
 export type { CapabilityDescriptor } from './router/capability-registry.js';
 export { SharedArena } from './scheduler/shared-arena.js';
+export type { SandboxProfile, BuiltinProfileName } from './isolation/sandbox/sandbox-profile.js';

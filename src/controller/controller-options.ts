@@ -1,18 +1,31 @@
-import { isAbsolute, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ResourceLimits } from 'node:worker_threads';
 import { CaphostError, ErrorCode } from '../errors.js';
 import { type LogLevel, type Logger, createConsoleLogger, levelRank, parseLogLevel } from '../logger.js';
 import { type ChannelConfig, defaultChannelConfig } from '../scheduler/ring-layout.js';
+import { type BuiltinProfileName, type SandboxProfile, resolveProfile } from '../isolation/sandbox/sandbox-profile.js';
+import { moduleFolderProblem } from '../isolation/sandbox/sandbox-plan.js';
+import { requireSandbox } from '../isolation/sandbox/sandbox-support.js';
 
 export interface WorkerEntry {
   /** The worker module: a path (relative to the current directory) or a file URL. */
   readonly module: string | URL;
-  /** `thread` runs it in a worker_thread of the controller's process. */
+  /**
+   * `thread` (default) runs it in a worker_thread of the controller's process: for trusted code.
+   * `process` runs it in a sandboxed child process (seccomp-bpf + Landlock on Linux, sandbox-exec
+   * on macOS): the security boundary for untrusted code.
+   */
   readonly strategy?: 'thread' | 'process';
+  /**
+   * Process workers only: the sandbox profile, by name ('strict', the default; 'standard',
+   * 'landlock-optional', 'permissive') or as a complete custom profile object. Start fails with
+   * SANDBOX_UNAVAILABLE when this machine cannot enforce it.
+   */
+  readonly sandbox?: BuiltinProfileName | SandboxProfile;
   /** Copies of the worker to run; calls go to the least loaded. Default 1. */
   readonly replicas?: number;
-  /** V8 heap limits for each thread worker (worker_threads resourceLimits). */
+  /** V8 heap limits for each worker (worker_threads resourceLimits; a process worker gets the heap sizes as Node flags). */
   readonly resourceLimits?: ResourceLimits;
   /** Hard cap on calls held by one replica at once (its ring). Default: the ring's slot count. */
   readonly maxInFlight?: number;
@@ -48,14 +61,16 @@ export interface ControllerOptions {
   readonly logger?: Logger | LogLevel;
 }
 
-export interface ResolvedWorkerEntry {
+interface ResolvedEntryBase {
   readonly module: URL;
-  readonly strategy: 'thread';
   readonly replicas: number;
   readonly resourceLimits: ResourceLimits | undefined;
   readonly maxInFlight: number;
   readonly startTimeoutMs: number;
 }
+
+export type ResolvedWorkerEntry = ResolvedEntryBase &
+  ({ readonly strategy: 'thread'; readonly sandbox?: undefined } | { readonly strategy: 'process'; readonly sandbox: SandboxProfile });
 
 export interface ResolvedOptions {
   readonly workers: readonly ResolvedWorkerEntry[];
@@ -95,6 +110,23 @@ function moduleUrl(option: string, value: unknown): URL {
   return pathToFileURL(isAbsolute(value) ? value : resolve(value));
 }
 
+/** The entry's profile, validated (what this machine can enforce is checked once every option is). */
+function sandboxProfile(option: string, value: unknown, module: URL): SandboxProfile {
+  let profile: SandboxProfile;
+  try {
+    profile = resolveProfile(value as BuiltinProfileName | SandboxProfile | undefined);
+  } catch (err) {
+    // The profile validator names its own fields from 'profile'; name them from the entry instead.
+    if (!(err instanceof CaphostError) || err.code !== ErrorCode.INVALID_ARGUMENT) throw err;
+    const rename = (s: string): string => s.replace(/^profile/, `options.${option}`);
+    const inner = String(err.details?.['option'] ?? 'profile');
+    throw new CaphostError(ErrorCode.INVALID_ARGUMENT, rename(err.message), { cause: err, details: { option: rename(inner).replace(/^options\./, '') } });
+  }
+  const folder = moduleFolderProblem(dirname(fileURLToPath(module)));
+  if (folder !== undefined) throw new CaphostError(ErrorCode.INVALID_ARGUMENT, `options.${option.replace(/sandbox$/, 'module')}: ${folder}`, { details: { option } });
+  return profile;
+}
+
 /** Validates every option eagerly, so mistakes surface at start with the option's name. */
 export function resolveOptions(options: ControllerOptions): ResolvedOptions {
   if (options === null || typeof options !== 'object') throw invalid('', 'an object', options);
@@ -110,16 +142,23 @@ export function resolveOptions(options: ControllerOptions): ResolvedOptions {
     const at = `workers[${i}]`;
     if (entry === null || typeof entry !== 'object') throw invalid(at, 'an object { module, strategy, replicas }', entry);
     const strategy = entry.strategy ?? 'thread';
-    if (strategy === 'process') {
-      throw new CaphostError(ErrorCode.SANDBOX_UNAVAILABLE, `${at}.strategy "process" (the sandboxed child) is not available in this build of caphost; use strategy "thread" for trusted code`, { details: { option: `${at}.strategy` } });
-    }
-    if (strategy !== 'thread') throw invalid(`${at}.strategy`, '"thread" or "process"', strategy);
+    if (strategy !== 'thread' && strategy !== 'process') throw invalid(`${at}.strategy`, '"thread" or "process"', strategy);
     if (entry.resourceLimits !== undefined && (entry.resourceLimits === null || typeof entry.resourceLimits !== 'object')) {
       throw invalid(`${at}.resourceLimits`, 'an object of worker_threads resource limits', entry.resourceLimits);
     }
+    const module = moduleUrl(`${at}.module`, entry.module);
+    let placement: { strategy: 'thread' } | { strategy: 'process'; sandbox: SandboxProfile };
+    if (strategy === 'thread') {
+      if (entry.sandbox !== undefined) {
+        throw new CaphostError(ErrorCode.INVALID_ARGUMENT, `options.${at}.sandbox applies to strategy "process" only: a thread worker shares the controller's process and is not sandboxed`, { details: { option: `${at}.sandbox` } });
+      }
+      placement = { strategy };
+    } else {
+      placement = { strategy, sandbox: sandboxProfile(`${at}.sandbox`, entry.sandbox, module) };
+    }
     return {
-      module: moduleUrl(`${at}.module`, entry.module),
-      strategy,
+      module,
+      ...placement,
       replicas: integer(`${at}.replicas`, entry.replicas, 1, 1, 256),
       resourceLimits: entry.resourceLimits,
       maxInFlight: integer(`${at}.maxInFlight`, entry.maxInFlight, slots, 1, slots),
@@ -130,7 +169,7 @@ export function resolveOptions(options: ControllerOptions): ResolvedOptions {
   const logLevel = typeof options.logger === 'string' ? options.logger : parseLogLevel(process.env['CAPHOST_LOG'], 'info');
   if (!(logLevel in levelRank)) throw invalid('logger', 'a Logger or one of debug, info, warn, error, silent', options.logger);
   const logger = options.logger !== undefined && typeof options.logger === 'object' ? options.logger : createConsoleLogger(logLevel);
-  return {
+  const resolved: ResolvedOptions = {
     workers,
     maxQueue: integer('maxQueue', options.maxQueue, 10_000, 0),
     abortGraceMs: integer('abortGraceMs', options.abortGraceMs, 1_000, 0),
@@ -146,4 +185,9 @@ export function resolveOptions(options: ControllerOptions): ResolvedOptions {
     logger,
     logLevel,
   };
+  // Last, so a typo elsewhere is not hidden behind it, and before anything is spawned.
+  workers.forEach((entry, i) => {
+    if (entry.strategy === 'process') requireSandbox(entry.sandbox, `options.workers[${i}].sandbox`);
+  });
+  return resolved;
 }

@@ -81,7 +81,8 @@ test('close runs each worker teardown', async () => {
   assert.equal(readFileSync(marker, 'utf8'), 'torn down');
 });
 
-test('strategy "process" is refused in words until the sandbox ships', async () => {
-  const err = await rejection(start({ workers: [behave({ strategy: 'process' })] }));
-  assert.equal(err.code, 'SANDBOX_UNAVAILABLE');
+test('an unknown strategy is refused in words', async () => {
+  const err = await rejection(start({ workers: [behave({ strategy: 'vm' as 'thread' })] }));
+  assert.equal(err.code, 'INVALID_ARGUMENT');
+  assert.match(err.message, /strategy must be "thread" or "process"/);
 });
