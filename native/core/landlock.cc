@@ -39,6 +39,7 @@ namespace {
 struct RulesetAttr {
   uint64_t handled_access_fs;
   uint64_t handled_access_net;  // ABI >= 4
+  uint64_t scoped;              // ABI >= 6
 };
 struct __attribute__((packed)) PathBeneathAttr {
   uint64_t allowed_access;
@@ -51,6 +52,10 @@ constexpr uint64_t kExecute = 1ULL << 0, kWriteFile = 1ULL << 1, kReadFile = 1UL
                    kReadDir = 1ULL << 3, kRefer = 1ULL << 13, kTruncate = 1ULL << 14,
                    kIoctlDev = 1ULL << 15;
 constexpr uint64_t kNetBindTcp = 1ULL << 0, kNetConnectTcp = 1ULL << 1;
+// ABI 6 scoping: no signals to, and no connects to abstract unix sockets of, processes
+// outside this Landlock domain (the controller included).
+constexpr uint64_t kScopeAbstractUnixSocket = 1ULL << 0, kScopeSignal = 1ULL << 1;
+constexpr int kAbiScoped = 6;
 // Rights the kernel accepts on a rule whose path is not a directory.
 constexpr uint64_t kFileRights = kExecute | kWriteFile | kReadFile | kTruncate | kIoctlDev;
 
@@ -145,8 +150,14 @@ Napi::Value LandlockRestrict(const Napi::CallbackInfo& info) {
       throw SandboxUnavailable("denyTcp needs Landlock ABI 4 (Linux 6.7); this kernel has ABI " +
                                std::to_string(abi));
 
-    RulesetAttr attr{handled, deny_tcp ? (kNetBindTcp | kNetConnectTcp) : 0};
-    size_t attr_size = abi >= 4 ? sizeof(RulesetAttr) : sizeof(uint64_t);
+    // Scoping is applied whenever the kernel has it. Below ABI 6 it is not an error, even
+    // for a profile that requires Landlock: the result's `scoped` is 0 and the launcher
+    // reports the gap (signals to same-user processes, abstract unix sockets) instead.
+    uint64_t scoped = abi >= kAbiScoped ? (kScopeSignal | kScopeAbstractUnixSocket) : 0;
+    RulesetAttr attr{handled, deny_tcp ? (kNetBindTcp | kNetConnectTcp) : 0, scoped};
+    size_t attr_size = abi >= kAbiScoped ? sizeof(RulesetAttr)
+                       : abi >= 4        ? 2 * sizeof(uint64_t)
+                                         : sizeof(uint64_t);
     Fd ruleset(static_cast<int>(syscall(SYS_landlock_create_ruleset, &attr, attr_size, 0)));
     if (ruleset.fd < 0) throw SysError("landlock_create_ruleset", "cannot create ruleset");
 
@@ -164,6 +175,7 @@ Napi::Value LandlockRestrict(const Napi::CallbackInfo& info) {
 
     Napi::Object out = Napi::Object::New(env);
     out.Set("abi", abi);
+    out.Set("scoped", static_cast<double>(scoped));
     Napi::Array sk = Napi::Array::New(env, skipped.size());
     for (uint32_t i = 0; i < skipped.size(); ++i) sk.Set(i, skipped[i]);
     out.Set("skipped", sk);

@@ -84,7 +84,9 @@ export class ReplicaSupervisor {
       return instance.capabilities;
     }
     this.instance = instance;
-    const channel = new ControllerChannel(memory.buffer, layout, this.ctx.scheduler.sinkFor(this.replica), memory.wake);
+    // A malformed completion is treated as a crash of this worker: it is ended and restarted.
+    const onCorrupt = (reason: string): void => this.recycle(`it sent a malformed completion (${reason})`);
+    const channel = new ControllerChannel(memory.buffer, layout, this.ctx.scheduler.sinkFor(this.replica), memory.wake, onCorrupt);
     this.replica.attach(channel, new Map(instance.capabilities.map((c, i) => [c.key, i])));
     instance.onExit((error) => this.crashed(error));
     this.state = 'running';

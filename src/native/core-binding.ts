@@ -52,6 +52,11 @@ export interface LandlockRestrictOptions {
 
 export interface LandlockRestrictResult {
   readonly abi: number;
+  /**
+   * Landlock scopes applied (ABI >= 6): bit 0 abstract unix sockets, bit 1 signals; 0 on an
+   * older kernel, where the worker can still signal same-user processes outside its domain.
+   */
+  readonly scoped: number;
   /** Paths that did not exist and so got no rule. */
   readonly skipped: string[];
   /** Threads restricted, the caller included. */

@@ -11,6 +11,12 @@ import { SpinBudget, spinUntil } from './spin-budget.js';
 export type CompletionSink = (message: SlotMessage, channel: ControllerChannel) => void;
 
 /**
+ * Called once when the worker wrote a completion no honest worker writes (see SlotRing.read);
+ * the channel has stopped reading, and the owner must end the worker.
+ */
+export type CorruptionSink = (reason: string) => void;
+
+/**
  * A parked controller looks at its completion ring at least this often while calls are in
  * flight. Under load on Node 20 a worker's Atomics.notify has been seen not to settle a pending
  * Atomics.waitAsync (test/controller/settle-exactly-once and the bench reproduce it within
@@ -59,6 +65,7 @@ export class ControllerChannel {
     readonly layout: ChannelLayout,
     private readonly sink: CompletionSink,
     private readonly wake: Wake = atomicsWake,
+    private readonly onCorrupt: CorruptionSink | null = null,
   ) {
     this.requests = new SlotRing(buffer, layout, REQUESTS(layout));
     this.completions = SlotRing.consumer(buffer, layout, COMPLETIONS(layout));
@@ -116,11 +123,20 @@ export class ControllerChannel {
     this.completions.release();
   }
 
-  /** Reads every completion that has arrived. */
+  /** Set once a malformed completion was seen: nothing more is read from this channel. */
+  corrupt = false;
+
+  /** Reads every completion that has arrived; stops for good at a malformed one. */
   drain(): number {
     let n = 0;
+    if (this.corrupt) return 0;
     while (this.completions.hasMessage()) {
-      this.completions.read(this.message);
+      if (this.completions.read(this.message) === null) {
+        this.corrupt = true;
+        this.closed = true;
+        this.onCorrupt?.(this.completions.corruption);
+        return n;
+      }
       this.inFlight--;
       n++;
       this.sink(this.message, this);
@@ -145,6 +161,7 @@ export class ControllerChannel {
     this.armed = false;
     if (this.closed) return;
     let n = this.drain();
+    if (this.closed) return; // a malformed completion closed it
     if (n > 0 && this.parkedSince !== 0) {
       // A spin gave up before this completion came: let its budget learn the gap.
       this.parkedBudget.observe((performance.now() - this.parkedSince) * 1000);

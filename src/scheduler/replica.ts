@@ -61,6 +61,8 @@ export class Replica {
 
   /** Releases a ticket when its completion arrives, returning the call it held. `busyNs` is 0 when the worker did not time the call. */
   releaseTicket(ticket: number, busyNs: number): PendingCall | undefined {
+    // `ticket` comes from the worker: anything outside the table is not a completion of ours.
+    if (!(ticket < this.tickets.length)) return undefined;
     const call = this.tickets[ticket];
     if (call === undefined) return undefined;
     this.tickets[ticket] = undefined;

@@ -141,12 +141,19 @@ export class Scheduler {
   }
 
   private complete(replica: Replica, message: SlotMessage, channel: ControllerChannel): void {
-    const call = replica.releaseTicket(message.ticket, message.time);
+    // The ticket and the busy time come from the worker: out-of-range tickets are ignored (the
+    // replica returns undefined), and a busy time that is not a positive finite number is not a sample.
+    const time = message.time;
+    const call = replica.releaseTicket(message.ticket, time > 0 && time < Infinity ? time : 0);
     let output: unknown;
     let error: CaphostError | undefined;
     if (call !== undefined && call.state === CallState.RUNNING) {
       try {
-        if (message.kind === Status.OK) output = call.route!.schema.output.decode(message.bytes, message.start, message.length, message.refs, this.options.arena);
+        // Arena references are honoured only from a provider that shares the arena (a thread
+        // worker): a process worker could otherwise name any range of it, other callers' buffers included.
+        const route = call.route!;
+        const arena = route.sharesArena ? this.options.arena : null;
+        if (message.kind === Status.OK) output = route.schema.output.decode(message.bytes, message.start, message.length, message.refs, arena);
         else error = errorFromRecord(message.bytes.toString('utf8', message.start, message.start + message.length), call.group.text);
       } catch (err) {
         error = err instanceof CaphostError ? err : new CaphostError(ErrorCode.SCHEMA_MISMATCH, `${call.group.text} output could not be decoded: ${(err as Error).message}`);

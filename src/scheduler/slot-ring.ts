@@ -179,16 +179,39 @@ export class SlotRing {
   /** Overflow position to publish when the message being read is released (-1: none). */
   private overflowRelease = -1;
 
+  /** Why the last read() returned null: what the producer wrote that no honest producer writes. */
+  corruption = '';
+
   /**
    * Consumer: describes the next message in `out` without releasing it. Call only after
    * hasMessage(), and call release() once the payload has been decoded.
+   *
+   * The producer may be a hostile process worker, so nothing read from shared memory is used
+   * before it is checked: the published tail, the reference count, and the payload's extent
+   * (inline within its slot, or an overflow record wholly inside the overflow ring and inside
+   * the span the producer may hold). On a violation it returns null, consumes nothing, and
+   * names the violation in `corruption`; the ring is then unusable and its worker must go.
    */
-  read(out: SlotMessage): SlotMessage {
+  read(out: SlotMessage): SlotMessage | null {
+    if (((Atomics.load(this.i32, this.dir.tail) - this.cursor) >>> 0) > this.layout.slots) return this.corrupt('its tail counter ran past the ring');
     const base = this.dir.slotsOffset + (this.cursor & this.mask) * this.slotBytes;
     const w = base >> 2;
     const length = this.u32[w + (Slot.PAYLOAD_BYTES >> 2)]!;
     const flags = this.u32[w + (Slot.FLAGS >> 2)]!;
     const refCount = this.u32[w + (Slot.REF_COUNT >> 2)]!;
+    if (refCount > Slot.MAX_REFS) return this.corrupt('a slot has too many arena references');
+    let pos = 0;
+    if ((flags & SlotFlag.OVERFLOW) === 0) {
+      if (length > inlineCapacity(this.layout, refCount)) return this.corrupt('an inline payload is longer than its slot');
+    } else {
+      pos = this.u32[w + (Slot.OVERFLOW_POS >> 2)]!;
+      if (length > this.overflowBytes) return this.corrupt('an overflow payload is longer than the overflow ring');
+      const need = (length + 63) & ~63;
+      // Records never straddle the end, and never reach past what the consumer has released.
+      if ((pos % this.overflowBytes) + need > this.overflowBytes) return this.corrupt('an overflow record runs past the end of the overflow ring');
+      const released = Atomics.load(this.i32, this.dir.overflowRead) >>> 0;
+      if (((pos - released) >>> 0) + need > this.overflowBytes) return this.corrupt('an overflow record lies outside the span the producer holds');
+    }
     out.ticket = this.u32[w + (Slot.TICKET >> 2)]!;
     out.kind = this.u32[w + (Slot.KIND >> 2)]!;
     out.time = this.f64[(base + Slot.TIME) >> 3]!;
@@ -206,11 +229,15 @@ export class SlotRing {
     if ((flags & SlotFlag.OVERFLOW) === 0) {
       out.start = base + Slot.HEADER_BYTES + refCount * Slot.REF_BYTES;
     } else {
-      const pos = this.u32[w + (Slot.OVERFLOW_POS >> 2)]!;
       out.start = this.dir.overflowOffset + (pos % this.overflowBytes);
       this.overflowRelease = (pos + ((length + 63) & ~63)) >>> 0;
     }
     return out;
+  }
+
+  private corrupt(reason: string): null {
+    this.corruption = reason;
+    return null;
   }
 
   /** Consumer: hands the slot (and its overflow bytes) of the message last read back to the producer. */

@@ -167,6 +167,8 @@ export class WorkerLoop {
   private handleNext(): void {
     const position = this.requests.consumed;
     const msg = this.requests.read(this.message);
+    // The controller is trusted: a malformed request is a bug, and ending the worker is the safe answer.
+    if (msg === null) throw new Error(`caphost worker: malformed request in the ring: ${this.requests.corruption}`);
     const ticket = msg.ticket;
     const cap = this.capabilities[msg.kind];
     const refusal =

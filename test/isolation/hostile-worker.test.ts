@@ -14,6 +14,7 @@ import { test } from 'node:test';
 import type { Controller } from '../../src/index.js';
 import { rejection, start, waitFor } from '../controller/fixtures.js';
 import { customProfile, fixture, processWorker, recordingLogger } from './process-fixtures.js';
+import { detectSandboxSupport } from '../../src/isolation/sandbox/sandbox-support.js';
 
 interface Outcome {
   result: string;
@@ -21,6 +22,7 @@ interface Outcome {
 }
 
 const linux = process.platform === 'linux';
+const landlockAbi = (): number => (linux ? detectSandboxSupport().landlockAbi : 0);
 const moduleDir = dirname(fileURLToPath(fixture('hostile-worker')));
 
 async function listenTcp(host: string, seen: string[]): Promise<Server | undefined> {
@@ -150,7 +152,7 @@ test("a worker that claims 'stopped' and then dies is still a crash, and comes b
 });
 
 // Gaps the layers below this strategy must close; they report as TODO, not as passes.
-test('known gap: a worker running as the controller’s user can signal it', { skip: !linux, todo: 'needs Landlock ABI 6 signal scoping (LANDLOCK_SCOPE_SIGNAL) in native/core landlockRestrict' }, async () => {
+test('a worker running as the controller’s user cannot signal it (Landlock ABI 6 signal scoping)', { skip: !linux ? 'needs Linux' : landlockAbi() < 6 ? `Landlock ABI ${landlockAbi()} has no signal scoping (needs 6, Linux 6.12)` : false }, async () => {
   const controller = await start({ workers: [processWorker('hostile-worker')] });
   try {
     assert.equal((await tryIt(controller, 'signal-parent')).result, 'EPERM');
@@ -159,7 +161,7 @@ test('known gap: a worker running as the controller’s user can signal it', { s
   }
 });
 
-test('known gap: metadata changes (chmod, utimes) outside scratch', { skip: !linux, todo: 'Landlock does not handle chmod/chown/utimes/xattr; the seccomp profile must deny them (seccomp-bpf.ts)' }, async () => {
+test('a worker cannot change metadata (chmod, utimes) of files outside scratch', { skip: !linux }, async () => {
   const outside = mkdtempSync(join(tmpdir(), 'caphost-hostile-meta-'));
   const file = join(outside, 'file.txt');
   writeFileSync(file, 'x');

@@ -242,8 +242,10 @@ test('landlockRestrict (in a child) confines every thread to its paths', async (
     const run = await runChild('landlock', [base, String(port)]);
     t.diagnostic(`landlock ABI ${abi}: ${JSON.stringify(run.report)}`);
     assert.equal(run.code, 0);
-    const result = run.report.result as { abi: number; skipped: string[]; threads: number; unrestrictedThreads: unknown[] };
+    const result = run.report.result as { abi: number; scoped: number; skipped: string[]; threads: number; unrestrictedThreads: unknown[] };
     assert.equal(result.abi, abi);
+    // ABI 6: signals and abstract unix sockets are scoped to the domain (bit 1 | bit 0).
+    assert.equal(result.scoped, abi >= 6 ? 3 : 0);
     assert.deepEqual(result.skipped, [join(base, 'missing')]);
     assert.ok(result.threads > 1, 'other threads should have been restricted too');
     assert.equal(run.report.readRo, 'ok');

@@ -37,7 +37,7 @@ function pattern(seq: number, length: number): Uint8Array {
 
 function take(consumer: SlotRing) {
   assert.ok(consumer.hasMessage(), 'a message is waiting');
-  const message = consumer.read(newSlotMessage());
+  const message = consumer.read(newSlotMessage())!;
   const payload = Uint8Array.from(message.bytes.subarray(message.start, message.start + message.length));
   const result = { ticket: message.ticket, kind: message.kind, time: message.time, payload, refs: message.refs, start: message.start };
   consumer.release();
@@ -119,7 +119,7 @@ describe('SlotRing', () => {
     // Inline payloads still pass while overflow is full.
     assert.equal(producer.write(3, 0, 0, pattern(3, 10), null), true);
     // Reading alone does not free the space; release does.
-    const message = consumer.read(newSlotMessage());
+    const message = consumer.read(newSlotMessage())!;
     assert.equal(message.ticket, 1);
     assert.equal(producer.write(2, 0, 0, pattern(2, 2000), null), false);
     consumer.release();
@@ -286,4 +286,76 @@ describe('SlotRing', () => {
       assert.deepEqual(waiting.payload, pattern(101, 8));
     },
   );
+});
+
+describe('SlotRing.read validates what the producer wrote', () => {
+  /** Writes one honest message, then overwrites header words of its slot (byte offsets in Slot). */
+  function corrupted(words: Partial<Record<'PAYLOAD_BYTES' | 'OVERFLOW_POS' | 'FLAGS' | 'REF_COUNT', number>>, length = 10) {
+    const ring = channel(SMALL);
+    assert.equal(ring.producer.write(7, 1, 0, pattern(7, length), null), true);
+    const base = ring.layout.requestOffset; // slot 0
+    const u32 = new Uint32Array(ring.sab);
+    for (const [name, value] of Object.entries(words)) u32[(base + Slot[name as keyof typeof words]) >> 2] = value >>> 0;
+    return ring;
+  }
+
+  function assertCorrupt(consumer: SlotRing, pattern: RegExp): void {
+    const before = consumer.consumed;
+    assert.ok(consumer.hasMessage());
+    assert.equal(consumer.read(newSlotMessage()), null);
+    assert.match(consumer.corruption, pattern);
+    assert.equal(consumer.consumed, before, 'nothing is consumed');
+    assert.equal(consumer.read(newSlotMessage()), null, 'and it stays corrupt');
+  }
+
+  it('reports too many arena references', () => {
+    assertCorrupt(corrupted({ REF_COUNT: Slot.MAX_REFS + 1 }).consumer, /too many arena references/);
+    assertCorrupt(corrupted({ REF_COUNT: 0xffffffff }).consumer, /too many arena references/);
+  });
+
+  it('reports an inline payload longer than its slot', () => {
+    const capacity = inlineCapacity(computeLayout(SMALL), 0);
+    assertCorrupt(corrupted({ PAYLOAD_BYTES: capacity + 1 }).consumer, /inline payload/);
+    assertCorrupt(corrupted({ PAYLOAD_BYTES: 0xffffffff }).consumer, /inline payload/);
+    // Refs shrink the room: 8 refs leave 128 - 32 - 96 = 0 bytes.
+    assertCorrupt(corrupted({ REF_COUNT: Slot.MAX_REFS, PAYLOAD_BYTES: 1 }).consumer, /inline payload/);
+  });
+
+  it('reports overflow records that are too long, straddle the end, or lie outside the held span', () => {
+    const big = 1000; // goes to overflow at position 0
+    assertCorrupt(corrupted({ PAYLOAD_BYTES: SMALL.overflowBytes + 1 }, big).consumer, /longer than the overflow ring/);
+    assertCorrupt(corrupted({ PAYLOAD_BYTES: 0xffffffff }, big).consumer, /longer than the overflow ring/);
+    assertCorrupt(corrupted({ OVERFLOW_POS: SMALL.overflowBytes - 64 }, big).consumer, /runs past the end/);
+    assertCorrupt(corrupted({ OVERFLOW_POS: 0xffffffc0 }, big).consumer, /runs past the end|outside the span/);
+    // Aligned and inside the ring, but a whole ring ahead of what the consumer released.
+    assertCorrupt(corrupted({ OVERFLOW_POS: SMALL.overflowBytes }, big).consumer, /outside the span/);
+    // An inline message flagged as overflow with a wild position.
+    assertCorrupt(corrupted({ FLAGS: 1, OVERFLOW_POS: 3 * SMALL.overflowBytes + 8, PAYLOAD_BYTES: 10 }).consumer, /outside the span/);
+  });
+
+  it('reports a tail counter that ran past the ring', () => {
+    const { i32, consumer } = corrupted({});
+    Atomics.store(i32, Word.REQ_TAIL, SMALL.slots + 1);
+    assertCorrupt(consumer, /tail counter/);
+    Atomics.store(i32, Word.REQ_TAIL, -1);
+    assertCorrupt(consumer, /tail counter/);
+  });
+
+  it('accepts honest messages at every limit', () => {
+    const layout = computeLayout(SMALL);
+    const { producer, consumer } = channel(SMALL, { counters: 0xfffffffe, overflow: 0xffffffff - 4095 });
+    const refs = Array.from({ length: Slot.MAX_REFS }, (_, i) => ({ field: i + 1, offset: i, length: 1 }));
+    assert.equal(producer.write(1, 0, 0, pattern(1, inlineCapacity(layout, 0)), null), true);
+    assert.equal(producer.write(2, 0, 0, pattern(2, 20), refs), true); // 8 refs: overflow
+    assert.equal(producer.write(3, 0, 0, pattern(3, SMALL.overflowBytes - 1024 - 64), null), true);
+    assert.deepEqual(take(consumer).payload, pattern(1, inlineCapacity(layout, 0)));
+    const withRefs = take(consumer);
+    assert.equal(withRefs.refs?.length, Slot.MAX_REFS);
+    assert.deepEqual(withRefs.payload, pattern(2, 20));
+    assert.deepEqual(take(consumer).payload, pattern(3, SMALL.overflowBytes - 1024 - 64));
+    for (let i = 0; i < 40; i++) {
+      assert.equal(producer.write(i, 0, 0, pattern(i, 300 + i * 40), null), true);
+      assert.deepEqual(take(consumer).payload, pattern(i, 300 + i * 40));
+    }
+  });
 });

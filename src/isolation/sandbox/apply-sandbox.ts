@@ -31,6 +31,8 @@ export interface SandboxPlan {
 
 export interface SandboxReport {
   readonly landlockAbi: number;
+  /** Landlock scopes applied (signal, abstract unix socket); 0 below ABI 6, a gap the launcher warns about. */
+  readonly landlockScoped: number;
   readonly threads: number;
   readonly unrestrictedThreads: LandlockRestrictResult['unrestrictedThreads'];
   readonly skipped: readonly string[];
@@ -46,9 +48,9 @@ export function applySandbox(plan: SandboxPlan, core: CoreBinding): SandboxRepor
   const started = performance.now();
   if (plan.platform === 'darwin') {
     // sandbox-exec confined this process before node started; there is nothing left to apply.
-    return { landlockAbi: 0, threads: 0, unrestrictedThreads: [], skipped: [], seccompMode: 0, ms: 0 };
+    return { landlockAbi: 0, landlockScoped: 0, threads: 0, unrestrictedThreads: [], skipped: [], seccompMode: 0, ms: 0 };
   }
-  let landlock: LandlockRestrictResult = { abi: 0, skipped: [], threads: 0, unrestrictedThreads: [] };
+  let landlock: LandlockRestrictResult = { abi: 0, scoped: 0, skipped: [], threads: 0, unrestrictedThreads: [] };
   if (plan.landlock !== null) {
     try {
       landlock = core.landlockRestrict({ ...plan.landlock, allThreads: true });
@@ -72,6 +74,7 @@ export function applySandbox(plan: SandboxPlan, core: CoreBinding): SandboxRepor
   if (seccompMode !== 2) throw unavailable(`the seccomp filter reported installed, but this thread is in seccomp mode ${seccompMode}`);
   return {
     landlockAbi: landlock.abi,
+    landlockScoped: landlock.scoped,
     threads: landlock.threads,
     unrestrictedThreads: landlock.unrestrictedThreads,
     skipped: landlock.skipped,

@@ -30,6 +30,12 @@ export interface SandboxSupport {
 export const LANDLOCK_ABI_REQUIRED = 3;
 /** Landlock ABI that can also refuse TCP bind/connect (Linux 6.7); used when present, on top of seccomp. */
 export const LANDLOCK_ABI_NET = 4;
+/**
+ * Landlock ABI that scopes signals and abstract unix sockets to the worker's domain (Linux 6.12).
+ * Used when present; below it a worker can signal same-user processes (the controller too). Not
+ * required even by 'required' profiles, so older kernels still start workers: sandboxGaps says so.
+ */
+export const LANDLOCK_ABI_SCOPED = 6;
 
 export const SANDBOX_EXEC = '/usr/bin/sandbox-exec';
 
@@ -94,10 +100,19 @@ export function sandboxShortfall(profile: SandboxProfile, support: SandboxSuppor
 
 /** Gaps a best-effort profile starts with anyway, for a warning at start. */
 export function sandboxGaps(profile: SandboxProfile, support: SandboxSupport): string[] {
-  if (support.platform !== 'linux' || profile.landlock !== 'best-effort') return [];
-  if (support.landlockAbi === 0) return [`profile '${profile.name}': Landlock is not available, so file access is not confined (seccomp still applies)`];
-  if (support.landlockAbi < LANDLOCK_ABI_REQUIRED) return [`profile '${profile.name}': Landlock ABI ${support.landlockAbi} cannot stop truncation of readable files`];
-  return [];
+  if (support.platform !== 'linux') return [];
+  const gaps: string[] = [];
+  if (profile.landlock === 'best-effort') {
+    if (support.landlockAbi === 0) return [`profile '${profile.name}': Landlock is not available, so file access is not confined (seccomp still applies)`];
+    if (support.landlockAbi < LANDLOCK_ABI_REQUIRED) gaps.push(`profile '${profile.name}': Landlock ABI ${support.landlockAbi} cannot stop truncation of readable files`);
+  }
+  if (support.landlockAbi > 0 && support.landlockAbi < LANDLOCK_ABI_SCOPED) {
+    gaps.push(
+      `profile '${profile.name}': Landlock ABI ${support.landlockAbi} has no scoping (ABI ${LANDLOCK_ABI_SCOPED}, Linux 6.12), ` +
+        'so a worker can signal processes of the same user and connect to abstract unix sockets',
+    );
+  }
+  return gaps;
 }
 
 /** Throws SANDBOX_UNAVAILABLE when `profile` cannot be kept here; `option` names the entry for the message. */

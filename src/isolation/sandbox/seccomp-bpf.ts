@@ -4,7 +4,8 @@
  * The policy is a denylist over named families, not an allowlist: Node, V8 and
  * libuv use a broad and version-dependent set of syscalls, and an allowlist that
  * lags a Node upgrade fails workers in ways nobody can act on. Files are
- * Landlock's job; this filter removes the kernel surfaces that let code leave
+ * Landlock's job (except metadata: mode, owner, times and xattrs, which Landlock does not
+ * mediate and this filter denies); it also removes the kernel surfaces that let code leave
  * the process (exec, ptrace, namespaces, mounts, modules, raw network...).
  * Every listed family gets an explicit rule; nothing on the list is decided by
  * falling through to the final allow.
@@ -87,6 +88,18 @@ const ALWAYS_DENIED: ReadonlyArray<readonly [readonly SyscallName[], string]> = 
   [
     ['mount', 'umount2', 'pivot_root', 'chroot', 'open_tree', 'move_mount', 'fsopen', 'fsconfig', 'fsmount', 'fspick', 'mount_setattr'],
     "mount changes (old and new API) could reshape the worker's file view",
+  ],
+  [
+    [
+      'chmod', 'fchmod', 'fchmodat', 'fchmodat2', 'chown', 'fchown', 'lchown', 'fchownat',
+      'utime', 'utimes', 'futimesat', 'utimensat',
+      'setxattr', 'lsetxattr', 'fsetxattr', 'removexattr', 'lremovexattr', 'fremovexattr', 'setxattrat', 'removexattrat',
+    ],
+    // Landlock (through ABI 7) has no right for mode, owner, times or xattrs, so
+    // without these rules a worker could chmod/utimes any file it can name,
+    // outside scratch included. EPERM (the profile errno) is safe for Node:
+    // libuv's copyfile ignores EPERM from its fchmod.
+    'file metadata (mode, owner, times, xattrs) is not mediated by Landlock, so a worker may change none of it',
   ],
   [['open_by_handle_at'], 'file handles skip path resolution and so path-based confinement'],
   [['kexec_load', 'kexec_file_load', 'init_module', 'finit_module', 'delete_module'], 'loading kernels or kernel modules'],

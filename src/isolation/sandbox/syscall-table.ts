@@ -80,6 +80,29 @@ export const SYSCALLS = {
   mount_setattr: { x86_64: 442, aarch64: 442 },
   open_by_handle_at: { x86_64: 304, aarch64: 265 },
 
+  // File metadata (mode, owner, times, extended attributes): Landlock does not
+  // mediate these, so the filter must. aarch64 has only the *at/f* forms.
+  chmod: { x86_64: 90, aarch64: null },
+  fchmod: { x86_64: 91, aarch64: 52 },
+  fchmodat: { x86_64: 268, aarch64: 53 },
+  fchmodat2: { x86_64: 452, aarch64: 452 },
+  chown: { x86_64: 92, aarch64: null },
+  fchown: { x86_64: 93, aarch64: 55 },
+  lchown: { x86_64: 94, aarch64: null },
+  fchownat: { x86_64: 260, aarch64: 54 },
+  utime: { x86_64: 132, aarch64: null },
+  utimes: { x86_64: 235, aarch64: null },
+  futimesat: { x86_64: 261, aarch64: null },
+  utimensat: { x86_64: 280, aarch64: 88 },
+  setxattr: { x86_64: 188, aarch64: 5 },
+  lsetxattr: { x86_64: 189, aarch64: 6 },
+  fsetxattr: { x86_64: 190, aarch64: 7 },
+  removexattr: { x86_64: 197, aarch64: 14 },
+  lremovexattr: { x86_64: 198, aarch64: 15 },
+  fremovexattr: { x86_64: 199, aarch64: 16 },
+  setxattrat: { x86_64: 463, aarch64: 463 },
+  removexattrat: { x86_64: 466, aarch64: 466 },
+
   // Kernel images and modules.
   kexec_load: { x86_64: 246, aarch64: 104 },
   kexec_file_load: { x86_64: 320, aarch64: 294 },

@@ -43,6 +43,15 @@ const DENIED: readonly SyscallName[] = [
   'process_madvise', 'pidfd_getfd', 'open_by_handle_at', 'syslog', 'adjtimex', 'clock_adjtime', 'uselib',
 ];
 
+/** File metadata calls: Landlock does not mediate them, so the filter denies them all. */
+const METADATA: readonly SyscallName[] = [
+  'chmod', 'fchmod', 'fchmodat', 'fchmodat2', 'chown', 'fchown', 'lchown', 'fchownat',
+  'utime', 'utimes', 'futimesat', 'utimensat',
+  'setxattr', 'lsetxattr', 'fsetxattr', 'removexattr', 'lremovexattr', 'fremovexattr', 'setxattrat', 'removexattrat',
+];
+/** The forms each architecture has (aarch64 has no legacy path-based calls). */
+const METADATA_ON: Record<SeccompArch, number> = { x86_64: 20, aarch64: 14 };
+
 const cache = new Map<string, Uint8Array>();
 function program(profile: SandboxProfile, arch: SeccompArch): Uint8Array {
   const key = `${JSON.stringify(profile)}/${arch}`;
@@ -85,6 +94,29 @@ for (const arch of ARCHES) {
       }
       assertVerdict(decide(killing, arch, 'socket', [AF_INET, SOCK_STREAM]), { action: 'kill' }, 'socket(AF_INET) in kill mode');
       assertVerdict(decide(killing, arch, 'clone', [CLONE.NEWUSER | SIGCHLD]), { action: 'kill' }, 'clone(NEWUSER) in kill mode');
+    });
+
+    it('denies every file metadata change (mode, owner, times, xattrs) with the profile errno', () => {
+      const present = METADATA.filter((name) => SYSCALLS[name][arch] !== null);
+      assert.equal(present.length, METADATA_ON[arch], `metadata calls numbered on ${arch}`);
+      for (const name of present) {
+        for (const profile of [strict, standard]) {
+          assertVerdict(decide(profile, arch, name, [-100, 0, 0o777, 0]), EPERM, `${name} on ${arch} (${profile.name})`);
+        }
+        assertVerdict(decide(killing, arch, name), { action: 'kill' }, `${name} on ${arch} (kill)`);
+        assertVerdict(decide(eacces, arch, name), { action: 'errno', errno: ERRNO.EACCES }, `${name} on ${arch} (EACCES)`);
+        const rule = seccompRules(strict).find((r) => r.syscall === name);
+        assert.equal(rule?.decision.kind, 'deny', `${name} has an explicit deny rule`);
+      }
+      // The numbers that matter most on each arch, spelled out against the kernel tables.
+      const expected: Array<[SyscallName, number]> =
+        arch === 'x86_64'
+          ? [['chmod', 90], ['fchmod', 91], ['fchmodat', 268], ['fchmodat2', 452], ['utimensat', 280], ['utimes', 235], ['fsetxattr', 190], ['setxattrat', 463]]
+          : [['fchmod', 52], ['fchmodat', 53], ['fchownat', 54], ['fchown', 55], ['utimensat', 88], ['setxattr', 5], ['fremovexattr', 16], ['removexattrat', 466]];
+      for (const [name, nr] of expected) {
+        assert.equal(SYSCALLS[name][arch], nr, `${name} number on ${arch}`);
+        assertVerdict(evaluateSeccomp(program(strict, arch), { nr, arch: AUDIT[arch] }), EPERM, `nr ${nr} (${name})`);
+      }
     });
 
     it('allows the calls Node lives on', () => {
