@@ -19,6 +19,11 @@ export const SCOPES: Record<string, Scope> = {
     inDefault: true,
     run: async (ctx) => (await import('./core/suite.js')).runCore(ctx),
   },
+  process: {
+    description: "'process' workers (sandboxed child) vs a Unix-socket echo and fork + process.send: latency, throughput, start time, idle CPU",
+    inDefault: false,
+    run: async (ctx) => (await import('./process/suite.js')).runProcess(ctx),
+  },
 };
 
 export function defaultScopes(): string[] {
