@@ -108,3 +108,19 @@ export async function idleCpuPercent(windowMs: number): Promise<number> {
   const wallUs = Number(process.hrtime.bigint() - t0) / 1e3;
   return ((cpu.user + cpu.system) / wallUs) * 100;
 }
+
+/** A contender that hangs on its first calls would otherwise hang the whole bench (and CI). */
+export const VERIFY_TIMEOUT_MS = 15_000;
+
+/** Rejects with `what` if `p` has not settled within `ms`. */
+export async function settleWithin<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} within ${ms / 1000} s`)), ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -5,7 +5,7 @@
  * are printed even when caphost fails; caphost failing still fails the bench.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { busyLatency, bestThroughput, idleCpuPercent } from '../measure.js';
+import { VERIFY_TIMEOUT_MS, settleWithin, busyLatency, bestThroughput, idleCpuPercent } from '../measure.js';
 import { sampleLatency, summarize } from '../stats.js';
 import { newSuite, SuiteFailure, type Metric, type RunContext, type SuiteResult, type Target } from '../suite.js';
 import type { Contender } from './contender.js';
@@ -44,21 +44,6 @@ const DURATIONS = {
   full: { latencyMs: 2000, warmupMs: 300, idleSamples: 1000, tputMs: 1000, tputWarmupMs: 200, idleCpuMs: 10_000 },
   quick: { latencyMs: 250, warmupMs: 50, idleSamples: 100, tputMs: 200, tputWarmupMs: 50, idleCpuMs: 2_000 },
 };
-
-/** A contender that hangs on its first calls would otherwise hang the whole bench (and CI). */
-const VERIFY_TIMEOUT_MS = 15_000;
-
-async function settleWithin<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} within ${ms / 1000} s`)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Long enough for every contender's worker to give up spinning and park. */
 const IDLE_GAP_MS = 2;

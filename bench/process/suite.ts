@@ -8,7 +8,7 @@
  * CPU of 4 process workers counted in the controller and in the children.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { busyLatency, bestThroughput } from '../measure.js';
+import { VERIFY_TIMEOUT_MS, settleWithin, busyLatency, bestThroughput } from '../measure.js';
 import { newSuite, SuiteFailure, type Metric, type RunContext, type SuiteResult, type Target } from '../suite.js';
 import type { Contender } from './contender.js';
 import { startUnixSocket } from './unix-socket.js';
@@ -44,21 +44,6 @@ const DURATIONS = {
   full: { latencyMs: 2000, warmupMs: 300, tputMs: 1000, tputWarmupMs: 200, startRuns: 5, idleCpuMs: 10_000 },
   quick: { latencyMs: 250, warmupMs: 50, tputMs: 200, tputWarmupMs: 50, startRuns: 2, idleCpuMs: 2_000 },
 };
-
-/** A contender that hangs on its first calls would otherwise hang the whole bench (and CI). */
-const VERIFY_TIMEOUT_MS = 15_000;
-
-async function settleWithin<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} within ${ms / 1000} s`)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 export async function runProcess(ctx: RunContext): Promise<SuiteResult> {
   const d = ctx.quick ? DURATIONS.quick : DURATIONS.full;
