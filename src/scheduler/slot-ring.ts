@@ -63,7 +63,6 @@ const EMPTY = Buffer.alloc(0);
 export class SlotRing {
   readonly i32: Int32Array;
   private readonly u32: Uint32Array;
-  private readonly u8: Uint8Array;
   /** The same bytes as a Buffer, which protobufjs's write operations expect. */
   private readonly buf: Buffer;
   private readonly f64: Float64Array;
@@ -81,7 +80,6 @@ export class SlotRing {
   ) {
     this.i32 = new Int32Array(buffer, 0, layout.totalBytes >> 2);
     this.u32 = new Uint32Array(buffer, 0, layout.totalBytes >> 2);
-    this.u8 = new Uint8Array(buffer, 0, layout.totalBytes);
     this.buf = Buffer.from(buffer, 0, layout.totalBytes);
     this.f64 = new Float64Array(buffer, 0, layout.totalBytes >> 3);
     this.mask = layout.slots - 1;

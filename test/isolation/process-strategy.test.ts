@@ -127,7 +127,7 @@ test('a start timeout kills the child and fails start', async () => {
 
 test('close runs teardown (writing where the profile allows) and removes the scratch folder', async () => {
   const outside = mkdtempSync(join(tmpdir(), 'caphost-teardown-'));
-  const profile = customProfile('test-extra-rw', (p) => ({ filesystem: { readOnly: [], readWrite: { scratch: true, extra: [outside] } } }));
+  const profile = customProfile('test-extra-rw', () => ({ filesystem: { readOnly: [], readWrite: { scratch: true, extra: [outside] } } }));
   const controller = await start({ workers: [processWorker('teardown-worker', { sandbox: profile })] });
   const hostile = await start({ workers: [processWorker('hostile-worker')] });
   try {
