@@ -77,6 +77,11 @@ export function newSuite(init: Omit<SuiteResult, 'figures' | 'notes'>): SuiteRes
   return { ...init, figures: [], notes: [] };
 }
 
+/** Records one figure of a suite. */
+export function addFigure(s: SuiteResult, metric: string, subject: string, value: number, detail?: Record<string, unknown>): void {
+  s.figures.push(detail ? { metric, subject, value, detail } : { metric, subject, value });
+}
+
 export function findFigure(s: SuiteResult, metric: string, subject: string): Figure | undefined {
   return s.figures.find((f) => f.metric === metric && f.subject === subject);
 }

@@ -7,7 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { VERIFY_TIMEOUT_MS, settleWithin, busyLatency, bestThroughput, idleCpuPercent } from '../measure.js';
 import { sampleLatency, summarize } from '../stats.js';
-import { newSuite, SuiteFailure, type Metric, type RunContext, type SuiteResult, type Target } from '../suite.js';
+import { addFigure, newSuite, SuiteFailure, type Metric, type RunContext, type SuiteResult, type Target } from '../suite.js';
 import type { Contender } from './contender.js';
 import { startChannel } from './channel.js';
 import { startPiscina } from './piscina.js';
@@ -58,9 +58,8 @@ export async function runCore(ctx: RunContext): Promise<SuiteResult> {
     metrics: METRICS,
     targets: TARGETS,
   });
-  const add = (metric: string, subject: string, value: number, detail?: Record<string, unknown>): void => {
-    suite.figures.push(detail ? { metric, subject, value, detail } : { metric, subject, value });
-  };
+  const add = (metric: string, subject: string, value: number, detail?: Record<string, unknown>): void =>
+    addFigure(suite, metric, subject, value, detail);
 
   try {
     for (const [subject, start] of CONTENDERS) {

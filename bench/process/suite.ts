@@ -9,7 +9,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { VERIFY_TIMEOUT_MS, settleWithin, busyLatency, bestThroughput } from '../measure.js';
-import { newSuite, SuiteFailure, type Metric, type RunContext, type SuiteResult, type Target } from '../suite.js';
+import { addFigure, newSuite, SuiteFailure, type Metric, type RunContext, type SuiteResult, type Target } from '../suite.js';
 import type { Contender } from './contender.js';
 import { startUnixSocket } from './unix-socket.js';
 import { startForkIpc } from './fork-ipc.js';
@@ -55,9 +55,8 @@ export async function runProcess(ctx: RunContext): Promise<SuiteResult> {
     metrics: METRICS,
     targets: TARGETS,
   });
-  const add = (metric: string, subject: string, value: number, detail?: Record<string, unknown>): void => {
-    suite.figures.push(detail ? { metric, subject, value, detail } : { metric, subject, value });
-  };
+  const add = (metric: string, subject: string, value: number, detail?: Record<string, unknown>): void =>
+    addFigure(suite, metric, subject, value, detail);
 
   try {
     for (const [subject, start] of CONTENDERS) {
