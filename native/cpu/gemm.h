@@ -1,0 +1,53 @@
+// caphost's own CPU GEMM: blocked, packed, register-tiled, multi-threaded fp32 matrix
+// multiply with a fused bias + activation epilogue. Row-major throughout:
+//   C[m x n] = act(op(A)[m x k] . op(B)[k x n] + bias[n])
+// op(A) is A (m x k, leading dimension lda) or, with transA, the transpose of A stored
+// k x m. The same for B. The micro-kernel is picked once per process from the CPU's
+// features (AVX-512F, AVX2+FMA, NEON, else portable C++), or per call by name.
+#pragma once
+
+#include <cstdint>
+
+namespace caphost::cpu {
+
+enum Activation : int { kActNone = 0, kActRelu = 1, kActGeluTanh = 2 };
+
+// One register-tiled micro-kernel: computes a full MR x NR tile of C from a packed A
+// micro-panel (kc steps of MR values) and a packed B micro-panel (kc steps of NR values).
+//   first: overwrite C (else accumulate into it)
+//   bias:  non-null on the last k block only; NR values added to every row
+//   relu:  applied after the bias on the last k block only
+using MicroKernel = void (*)(int kc, const float* a, const float* b, float* c, int ldc, bool first,
+                             const float* bias, bool relu);
+
+struct KernelSet {
+  const char* isa;  // "avx512f" | "avx2" | "neon" | "scalar"
+  int mr, nr;       // micro-tile
+  int kc;           // k block (A micro-panel mr*kc stays in L1)
+  int nc;           // n block (packed B block kc*nc stays in L2), a multiple of nr
+  MicroKernel kernel;
+};
+
+// The kernel set for an ISA name, or nullptr when unknown or unsupported by this CPU.
+const KernelSet* kernelSetFor(const char* isa);
+// The best set for this CPU; CAPHOST_CPU_ISA (read on first use) may force a lower one.
+const KernelSet* defaultKernelSet();
+
+// Per-ISA kernel sets (nullptr when not compiled for this architecture).
+const KernelSet* x86Avx512Set();
+const KernelSet* x86Avx2Set();
+const KernelSet* neonSet();
+const KernelSet* scalarSet();
+
+// As caphost_sgemm, with an explicit kernel set (nullptr → default).
+void sgemm(const KernelSet* ks, int m, int n, int k, const float* A, int lda, bool transA,
+           const float* B, int ldb, bool transB, float* C, int ldc, const float* bias, int activation,
+           int threads);
+
+}  // namespace caphost::cpu
+
+// C = act(op(A)·op(B) + bias); bias nullable (length n); activation 0 none, 1 relu,
+// 2 gelu (tanh form); threads <= 1 runs on the calling thread. Throws std::invalid_argument
+// for negative sizes or leading dimensions too small.
+void caphost_sgemm(int m, int n, int k, const float* A, int lda, bool transA, const float* B, int ldb,
+                   bool transB, float* C, int ldc, const float* bias, int activation, int threads);

@@ -1,0 +1,119 @@
+// x86-64 micro-kernels, compiled for their ISA by function attribute only, so the addon
+// still loads on any x86-64; gemm.cc calls them only after __builtin_cpu_supports.
+#include "gemm.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+
+namespace caphost::cpu {
+namespace {
+
+// 12 x 32 tile: 24 zmm accumulators, 2 for B, 1 broadcast.
+constexpr int kMr512 = 12, kNr512 = 32;
+
+__attribute__((target("avx512f"))) void kernelAvx512(int kc, const float* a, const float* b, float* c,
+                                                      int ldc, bool first, const float* bias, bool relu) {
+  __m512 acc[kMr512][2];
+#pragma GCC unroll 12
+  for (int i = 0; i < kMr512; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  for (int p = 0; p < kc; ++p) {
+    const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+    _mm_prefetch(reinterpret_cast<const char*>(b + 8 * kNr512), _MM_HINT_T0);
+#pragma GCC unroll 12
+    for (int i = 0; i < kMr512; ++i) {
+      const __m512 av = _mm512_set1_ps(a[i]);
+      acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
+    }
+    a += kMr512;
+    b += kNr512;
+  }
+  const __m512 bias0 = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
+  const __m512 bias1 = bias ? _mm512_loadu_ps(bias + 16) : _mm512_setzero_ps();
+  const __m512 zero = _mm512_setzero_ps();
+#pragma GCC unroll 12
+  for (int i = 0; i < kMr512; ++i) {
+    float* row = c + static_cast<std::int64_t>(i) * ldc;
+    __m512 v0 = acc[i][0], v1 = acc[i][1];
+    if (!first) {
+      v0 = _mm512_add_ps(v0, _mm512_loadu_ps(row));
+      v1 = _mm512_add_ps(v1, _mm512_loadu_ps(row + 16));
+    }
+    v0 = _mm512_add_ps(v0, bias0);
+    v1 = _mm512_add_ps(v1, bias1);
+    if (relu) {
+      // A masked move rather than _mm512_max_ps, whose GCC 12 header trips -Wmaybe-uninitialized.
+      v0 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v0, zero, _CMP_GT_OQ), v0);
+      v1 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v1, zero, _CMP_GT_OQ), v1);
+    }
+    _mm512_storeu_ps(row, v0);
+    _mm512_storeu_ps(row + 16, v1);
+  }
+}
+
+// 6 x 16 tile: 12 ymm accumulators, 2 for B, 1 broadcast.
+constexpr int kMr256 = 6, kNr256 = 16;
+
+__attribute__((target("avx2,fma"))) void kernelAvx2(int kc, const float* a, const float* b, float* c,
+                                                     int ldc, bool first, const float* bias, bool relu) {
+  __m256 acc[kMr256][2];
+#pragma GCC unroll 6
+  for (int i = 0; i < kMr256; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  for (int p = 0; p < kc; ++p) {
+    const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+    _mm_prefetch(reinterpret_cast<const char*>(b + 8 * kNr256), _MM_HINT_T0);
+#pragma GCC unroll 6
+    for (int i = 0; i < kMr256; ++i) {
+      const __m256 av = _mm256_broadcast_ss(a + i);
+      acc[i][0] = _mm256_fmadd_ps(av, b0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
+    }
+    a += kMr256;
+    b += kNr256;
+  }
+  const __m256 bias0 = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
+  const __m256 bias1 = bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
+  const __m256 zero = _mm256_setzero_ps();
+#pragma GCC unroll 6
+  for (int i = 0; i < kMr256; ++i) {
+    float* row = c + static_cast<std::int64_t>(i) * ldc;
+    __m256 v0 = acc[i][0], v1 = acc[i][1];
+    if (!first) {
+      v0 = _mm256_add_ps(v0, _mm256_loadu_ps(row));
+      v1 = _mm256_add_ps(v1, _mm256_loadu_ps(row + 8));
+    }
+    v0 = _mm256_add_ps(v0, bias0);
+    v1 = _mm256_add_ps(v1, bias1);
+    if (relu) {
+      v0 = _mm256_max_ps(v0, zero);
+      v1 = _mm256_max_ps(v1, zero);
+    }
+    _mm256_storeu_ps(row, v0);
+    _mm256_storeu_ps(row + 8, v1);
+  }
+}
+
+const KernelSet kAvx512{"avx512f", kMr512, kNr512, 384, 480, kernelAvx512};
+const KernelSet kAvx2{"avx2", kMr256, kNr256, 256, 480, kernelAvx2};
+
+}  // namespace
+
+const KernelSet* x86Avx512Set() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") ? &kAvx512 : nullptr;
+}
+const KernelSet* x86Avx2Set() {
+  __builtin_cpu_init();
+  return (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? &kAvx2 : nullptr;
+}
+
+}  // namespace caphost::cpu
+
+#else
+
+namespace caphost::cpu {
+const KernelSet* x86Avx512Set() { return nullptr; }
+const KernelSet* x86Avx2Set() { return nullptr; }
+}  // namespace caphost::cpu
+
+#endif
