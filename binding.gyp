@@ -26,7 +26,11 @@
         "native/cpu/addon.cc",
         "native/cpu/gemm.cc",
         "native/cpu/kernels_x86.cc",
-        "native/cpu/kernels_generic.cc"
+        "native/cpu/kernels_generic.cc",
+        "native/cpu/addon_ops.cc",
+        "native/cpu/ops.cc",
+        "native/cpu/ops_generic.cc",
+        "native/cpu/ops_x86.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

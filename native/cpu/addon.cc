@@ -7,7 +7,9 @@
 #include <stdexcept>
 #include <string>
 
+#include "addon_ops.h"
 #include "gemm.h"
+#include "ops.h"
 
 namespace {
 
@@ -140,6 +142,12 @@ Napi::Value KernelInfo(const Napi::CallbackInfo& info) {
   for (const char* isa : {"avx512f", "avx2", "neon", "scalar"})
     if (caphost::cpu::kernelSetFor(isa) != nullptr) available.Set(i++, Napi::String::New(env, isa));
   out.Set("available", available);
+  out.Set("opsIsa", Napi::String::New(env, caphost::cpu::ops::defaultOps()->isa));
+  Napi::Array opsAvailable = Napi::Array::New(env);
+  std::uint32_t j = 0;
+  for (const char* isa : {"avx2", "scalar"})
+    if (caphost::cpu::ops::opsFor(isa) != nullptr) opsAvailable.Set(j++, Napi::String::New(env, isa));
+  out.Set("opsAvailable", opsAvailable);
   return out;
 }
 
@@ -147,6 +155,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("abiVersion", Napi::Number::New(env, 1));
   exports.Set("sgemm", Napi::Function::New(env, Sgemm, "sgemm"));
   exports.Set("kernelInfo", Napi::Function::New(env, KernelInfo, "kernelInfo"));
+  caphostRegisterOps(env, exports);
   return exports;
 }
 
