@@ -24,5 +24,3 @@ export function createConsoleLogger(level: LogLevel, prefix = 'caphost'): Logger
   };
   return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') };
 }
-
-export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };

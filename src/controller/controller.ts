@@ -5,6 +5,7 @@ import { type CapabilityDescriptor, CapabilityRegistry } from '../router/capabil
 import { parseCapabilityId } from '../router/capability-ref.js';
 import { compileSchema } from '../router/capability-schema.js';
 import { PendingCall } from '../scheduler/pending-call.js';
+import { payloadFits } from '../scheduler/ring-layout.js';
 import { Replica } from '../scheduler/replica.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import { SharedArena } from '../scheduler/shared-arena.js';
@@ -153,7 +154,7 @@ export class Controller {
         return rejectWith(new CaphostError(ErrorCode.CANCELLED, `the signal for this "${capability}" call was already aborted`, { cause: signal.reason }));
       }
     }
-    if (((encoded.bytes.len + 63) & ~63) > this.#options.channel.overflowBytes) {
+    if (!payloadFits(this.#options.channel, encoded.bytes.len, encoded.refs?.length ?? 0)) {
       return rejectWith(
         new CaphostError(
           ErrorCode.PAYLOAD_TOO_LARGE,

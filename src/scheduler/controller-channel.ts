@@ -85,10 +85,6 @@ export class ControllerChannel {
     return Atomics.load(this.i32, Word.REQ_HEAD) >>> 0;
   }
 
-  fits(length: number, refCount: number): boolean {
-    return this.requests.fits(length, refCount);
-  }
-
   /**
    * Places a request; false when its payload needs overflow space the worker has not released
    * yet. The caller keeps inFlight below the slot count, so a slot is always free.

@@ -109,6 +109,11 @@ export function computeLayout(config: ChannelConfig): ChannelLayout {
 }
 
 /** Largest payload that fits inline in a slot with `refCount` arena references. */
-export function inlineCapacity(layout: ChannelLayout, refCount: number): number {
+export function inlineCapacity(layout: ChannelConfig, refCount: number): number {
   return layout.slotBytes - Slot.HEADER_BYTES - refCount * Slot.REF_BYTES;
+}
+
+/** Whether a payload of this size can ever cross a channel of this geometry (inline, or as one overflow record). */
+export function payloadFits(config: ChannelConfig, length: number, refCount: number): boolean {
+  return length <= inlineCapacity(config, refCount) || ((length + 63) & ~63) <= config.overflowBytes;
 }

@@ -1,5 +1,5 @@
 import { type Payload, copyPayload, payloadLength } from './payload.js';
-import { type ChannelLayout, Slot, SlotFlag, Word, inlineCapacity } from './ring-layout.js';
+import { type ChannelLayout, Slot, SlotFlag, Word, inlineCapacity, payloadFits } from './ring-layout.js';
 
 /** A zero-copy reference to bytes of the shared arena, carried beside a message. */
 export interface ArenaRef {
@@ -97,10 +97,6 @@ export class SlotRing {
     return ring;
   }
 
-  get tailWord(): number {
-    return this.dir.tail;
-  }
-
   /** Producer: the counter value the next write publishes past. */
   get position(): number {
     return this.cursor;
@@ -161,7 +157,7 @@ export class SlotRing {
 
   /** Whether a payload of this size can ever pass through this ring. */
   fits(length: number, refCount: number): boolean {
-    return length <= inlineCapacity(this.layout, refCount) || ((length + 63) & ~63) <= this.overflowBytes;
+    return payloadFits(this.layout, length, refCount);
   }
 
   /** Consumer: whether a message is waiting. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { behave, rejection, start, waitFor, type Answer } from './fixtures.js';
+import { behave, crashWorker, rejection, start, waitFor, type Answer } from './fixtures.js';
 
 for (const [mode, pattern] of [
   ['exit', /exited with code 3/],
@@ -13,17 +13,7 @@ for (const [mode, pattern] of [
     });
     try {
       const other = controller.call<{ served: string }>('ver.op@2', { name: 'x' });
-      if (mode === 'uncaught') {
-        const pending = controller.call('test.behave@1', { mode: 'sleep', ms: 2000 });
-        await controller.call('test.behave@1', { mode: 'uncaught' });
-        const err = await rejection(pending);
-        assert.equal(err.code, 'WORKER_CRASHED');
-        assert.match(err.message, pattern);
-      } else {
-        const err = await rejection(controller.call('test.behave@1', { mode }));
-        assert.equal(err.code, 'WORKER_CRASHED');
-        assert.match(err.message, pattern);
-      }
+      await crashWorker(controller, mode, pattern, 2000);
       assert.equal((await other).served, 'ver.op@2.0');
       await waitFor(() => controller.stats().workers[0]!.state === 'running' && controller.stats().workers[0]!.restarts === 1);
       assert.equal((await controller.call<Answer>('test.behave@1', { mode: 'echo', value: 'back' })).value, 'back');

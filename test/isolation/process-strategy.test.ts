@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Controller } from '../../src/index.js';
-import { rejection, start, waitFor, type Answer } from '../controller/fixtures.js';
+import { crashWorker, rejection, start, waitFor, type Answer } from '../controller/fixtures.js';
 import { children, customProfile, processWorker, recordingLogger } from './process-fixtures.js';
 
 const behave = (extra = {}) => processWorker('behave-worker', extra);
@@ -71,17 +71,7 @@ for (const [mode, pattern] of [
   test(`a process worker that dies (${mode}) fails its calls with WORKER_CRASHED and restarts`, async () => {
     const controller = await start({ workers: [behave({ resourceLimits: { maxOldGenerationSizeMb: 32 } })] });
     try {
-      if (mode === 'uncaught') {
-        const pending = controller.call('test.behave@1', { mode: 'sleep', ms: 5000 });
-        await controller.call('test.behave@1', { mode: 'uncaught' });
-        const err = await rejection(pending);
-        assert.equal(err.code, 'WORKER_CRASHED');
-        assert.match(err.message, pattern);
-      } else {
-        const err = await rejection(controller.call('test.behave@1', { mode }));
-        assert.equal(err.code, 'WORKER_CRASHED');
-        assert.match(err.message, pattern);
-      }
+      await crashWorker(controller, mode, pattern, 5000);
       await waitFor(() => controller.stats().workers[0]!.state === 'running' && controller.stats().workers[0]!.restarts === 1);
       assert.equal((await controller.call<Answer>('test.behave@1', { mode: 'echo', value: 'back' })).value, 'back');
     } finally {
