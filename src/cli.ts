@@ -4,6 +4,7 @@ type Command = (args: readonly string[], io: { out: (line: string) => void; err:
 
 const commands: Record<string, { readonly summary: string; readonly load: () => Promise<Command> }> = {
   ca: { summary: 'cluster certificate authority: ca init, ca issue', load: async () => (await import('./mesh/ca-command.js')).runCaCommand },
+  serve: { summary: 'HTTP inference server (KServe v2) from a config file', load: async () => (await import('./server/serve-command.js')).run },
 };
 
 const io = { out: (line: string) => void process.stdout.write(`${line}\n`), err: (line: string) => void process.stderr.write(`${line}\n`) };

@@ -1,5 +1,7 @@
 export { Controller } from './controller/controller.js';
 export type { CallOptions, CloseOptions, ControllerStats, WorkerStats } from './controller/controller.js';
+export type { CapabilityTypes } from './controller/controller.js';
+export type { CallObserver } from './scheduler/call-observer.js';
 export type { ControllerOptions, RestartPolicy, WorkerEntry } from './controller/controller-options.js';
 export { CaphostError, ErrorCode, isCaphostError } from './errors.js';
 export type { Logger, LogLevel } from './logger.js';

@@ -3,7 +3,8 @@ import type { ExecutionStrategy } from '../isolation/execution-strategy.js';
 import { createStrategy } from '../isolation/create-strategy.js';
 import { type CapabilityDescriptor, CapabilityRegistry } from '../router/capability-registry.js';
 import { parseCapabilityId } from '../router/capability-ref.js';
-import { compileSchema } from '../router/capability-schema.js';
+import { type MessageCodec, compileSchema } from '../router/capability-schema.js';
+import type { CallObserver } from '../scheduler/call-observer.js';
 import { PendingCall } from '../scheduler/pending-call.js';
 import { payloadFits } from '../scheduler/ring-layout.js';
 import { Replica } from '../scheduler/replica.js';
@@ -35,6 +36,16 @@ export interface WorkerStats {
   readonly averageBusyUs: number;
   /** Worker notifications that never reached the controller and were caught by its periodic check. */
   readonly missedWakeups: number;
+  /** The capabilities (`name@major.minor`) this worker provides; empty until its first start finished. */
+  readonly capabilities: readonly string[];
+}
+
+/** The message types of a capability as the controller resolved it (for servers that translate other protocols). */
+export interface CapabilityTypes {
+  /** The provided version the request resolves to, `name@major.minor`. */
+  readonly key: string;
+  readonly input: MessageCodec['type'];
+  readonly output: MessageCodec['type'];
 }
 
 export interface ControllerStats {
@@ -59,6 +70,7 @@ export class Controller {
   readonly #supervisors: ReplicaSupervisor[] = [];
   readonly #arena: SharedArena | null;
   #closing: Promise<void> | undefined;
+  readonly #observers: CallObserver[] = [];
 
   private constructor(options: ResolvedOptions) {
     this.#options = options;
@@ -174,6 +186,39 @@ export class Controller {
     return this.#registry.describe();
   }
 
+  /** The message types a call to `capability` is checked against; throws CAPABILITY_NOT_FOUND like call(). */
+  messageTypes(capability: string): CapabilityTypes {
+    const route = this.#registry.group(capability).candidates[0]!;
+    return { key: route.key, input: route.schema.input.type, output: route.schema.output.type };
+  }
+
+  /**
+   * Watches every call from now on (for metrics): each settlement with its queue and compute
+   * time, and each dispatch to a worker. Returns a function that stops watching.
+   */
+  observe(observer: CallObserver): () => void {
+    this.#observers.push(observer);
+    this.#updateObserver();
+    return () => {
+      const at = this.#observers.indexOf(observer);
+      if (at >= 0) this.#observers.splice(at, 1);
+      this.#updateObserver();
+    };
+  }
+
+  #updateObserver(): void {
+    const list = this.#observers;
+    this.#scheduler.observer =
+      list.length === 0
+        ? null
+        : list.length === 1
+          ? list[0]!
+          : {
+              settled: (...args) => list.forEach((o) => o.settled(...args)),
+              dispatched: (capability, size) => list.forEach((o) => o.dispatched(capability, size)),
+            };
+  }
+
   stats(): ControllerStats {
     const scheduler = this.#scheduler.stats();
     return {
@@ -185,6 +230,7 @@ export class Controller {
         restarts: s.restarts,
         averageBusyUs: s.replica.averageBusyNs / 1000,
         missedWakeups: s.missedWakeups,
+        capabilities: [...s.replica.capabilityIndex.keys()],
       })),
       capabilities: scheduler.capabilities,
       queued: scheduler.queued,

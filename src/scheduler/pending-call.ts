@@ -28,6 +28,9 @@ export class PendingCall {
   onAbort: (() => void) | undefined;
   /** The outcome counters of its capability request, set when submitted. */
   counters: { submitted: number; ok: number; errors: Record<string, number> } | undefined;
+  /** performance.now() at submission and at placement, recorded only while a CallObserver watches. */
+  submittedAt = 0;
+  placedAt = 0;
 
   constructor(
     readonly group: RouteGroup,

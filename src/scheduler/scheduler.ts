@@ -2,6 +2,7 @@ import { CaphostError, ErrorCode, isErrorCode } from '../errors.js';
 import type { CapabilityRoute, RouteGroup } from '../router/capability-registry.js';
 import { pickRoute } from '../router/route-table.js';
 import { CallQueue } from './call-queue.js';
+import type { CallObserver } from './call-observer.js';
 import type { CompletionSink, ControllerChannel } from './controller-channel.js';
 import { DeadlineTimer } from './deadline-timer.js';
 import { CallState, type PendingCall } from './pending-call.js';
@@ -41,6 +42,8 @@ export class Scheduler {
   private queued = 0;
   private seq = 0;
   private readonly loadOf = (provider: number): number => this.replicas[provider]?.load() ?? Infinity;
+  /** Told about every dispatch and settlement while set (metrics); null costs the call path nothing. */
+  observer: CallObserver | null = null;
 
   private replica(provider: number): Replica | undefined {
     return this.replicas[provider];
@@ -60,6 +63,7 @@ export class Scheduler {
   submit(call: PendingCall): void {
     call.counters = this.count(call.group.text);
     call.counters.submitted++;
+    if (this.observer !== null) call.submittedAt = performance.now();
     if (call.deadline > 0) this.deadlines.add(call);
     if (call.signal !== undefined) {
       call.onAbort = () => this.abort(call, CancelReason.CANCELLED);
@@ -108,6 +112,10 @@ export class Scheduler {
       replica.releaseTicket(ticket, replica.averageBusyNs);
       call.state = CallState.QUEUED;
       return false;
+    }
+    if (this.observer !== null) {
+      call.placedAt = performance.now();
+      this.observer.dispatched(call.group.text, 1);
     }
     return true;
   }
@@ -162,7 +170,10 @@ export class Scheduler {
     channel.release();
     if (call !== undefined && call.state === CallState.RUNNING) {
       if (error !== undefined) this.fail(call, error);
-      else if (call.resolve(output)) call.counters!.ok++;
+      else if (call.resolve(output)) {
+        call.counters!.ok++;
+        if (this.observer !== null) this.observe(call, 'OK');
+      }
     }
     if (this.queued > 0) this.dispatchQueued();
   }
@@ -250,7 +261,16 @@ export class Scheduler {
     if (call.reject(error)) {
       const errors = (call.counters ?? this.count(call.group.text)).errors;
       errors[error.code] = (errors[error.code] ?? 0) + 1;
+      if (this.observer !== null) this.observe(call, error.code);
     }
+  }
+
+  private observe(call: PendingCall, outcome: 'OK' | ErrorCode): void {
+    // A call submitted before the observer was set has no start time; it is not a sample.
+    if (call.submittedAt === 0) return;
+    const now = performance.now();
+    const placed = call.placedAt > 0;
+    this.observer!.settled(call.group.text, outcome, (placed ? call.placedAt : now) - call.submittedAt, placed ? now - call.placedAt : 0, now - call.submittedAt);
   }
 
   private count(text: string): CapabilityCounters {

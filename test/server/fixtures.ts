@@ -1,0 +1,56 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { Controller, type ControllerOptions } from '../../src/index.js';
+import { InferenceServer } from '../../src/server/inference-server.js';
+import { type ResolvedModelMapping, resolveServerSection, type ServerSection } from '../../src/server/server-config.js';
+import { createConsoleLogger } from '../../src/logger.js';
+
+export const worker = (name: string): URL => new URL(`../fixtures/workers/${name}.js`, import.meta.url);
+
+export interface Served {
+  server: InferenceServer;
+  controller: Controller;
+  url: string;
+}
+
+/** A real server on a free port with a real controller behind it. */
+export async function serve(options: Partial<ControllerOptions> & Pick<ControllerOptions, 'workers'>, server: ServerSection = {}, models?: ResolvedModelMapping[]): Promise<Served> {
+  const logger = createConsoleLogger('silent');
+  const http = await InferenceServer.listen({ ...resolveServerSection({ port: 0, ...server }), models, logger });
+  let controller: Controller;
+  try {
+    controller = await Controller.start({ logger, restart: { initialDelayMs: 20, maxDelayMs: 200 }, ...options });
+    http.attach(controller);
+  } catch (err) {
+    await http.close();
+    throw err;
+  }
+  return { server: http, controller, url: http.url };
+}
+
+export async function getJson(url: string): Promise<{ status: number; body: any }> {
+  const res = await fetch(url);
+  return { status: res.status, body: await res.json() };
+}
+
+export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any; headers: Headers }> {
+  const res = await fetch(url, { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers } });
+  return { status: res.status, body: await res.json(), headers: res.headers };
+}
+
+const run = promisify(execFile);
+
+/** curl, the real one: returns status and body. */
+export async function curl(args: string[]): Promise<{ status: number; body: string }> {
+  const { stdout } = await run('curl', ['-sS', '-w', '\n%{http_code}', ...args], { encoding: 'utf8' });
+  const cut = stdout.lastIndexOf('\n');
+  return { status: Number(stdout.slice(cut + 1)), body: stdout.slice(0, cut) };
+}
+
+export async function waitFor(check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
