@@ -117,7 +117,7 @@ export class Controller {
         this.#supervisors.push(supervisor);
         starts.push(
           supervisor.start().then((advertised) => {
-            const capabilities = advertised.map((cap) => ({ id: parseCapabilityId(cap.key), schema: compileSchema(cap.key, cap) }));
+            const capabilities = advertised.map((cap) => ({ id: parseCapabilityId(cap.key), schema: compileSchema(cap.key, cap), batch: cap.batch }));
             this.#registry.add(replica.provider, false, strategy.sharesArena, capabilities);
           }),
         );

@@ -1,6 +1,7 @@
 import type { ChannelConfig } from '../scheduler/ring-layout.js';
 import type { LogLevel } from '../logger.js';
 import type { SandboxPlan, SandboxReport } from './sandbox/apply-sandbox.js';
+import { type BatchPolicy, batchPolicyProblem, normaliseBatchPolicy } from '../router/batch-policy.js';
 
 /**
  * Every message that crosses the control port between the controller and a worker. None of them is
@@ -20,6 +21,14 @@ export interface AdvertisedCapability {
   readonly proto: string;
   readonly input: string;
   readonly output: string;
+  /** Present for a batched capability. */
+  readonly batch?: BatchPolicy;
+}
+
+/** What a worker advertises for each capability it loaded. */
+export function advertise(c: { key: string; source: { proto: string; input: string; output: string }; batch: BatchPolicy | undefined }): AdvertisedCapability {
+  const base = { key: c.key, proto: c.source.proto, input: c.source.input, output: c.source.output };
+  return c.batch === undefined ? base : { ...base, batch: c.batch };
 }
 
 /**
@@ -66,7 +75,9 @@ export function parseChildMessage(value: unknown): WorkerToController | undefine
       const capabilities: AdvertisedCapability[] = [];
       for (const c of caps as unknown[]) {
         if (!isRecord(c) || !isText(c.key, 256) || !isText(c.proto, 1 << 20) || !isText(c.input, 256) || !isText(c.output, 256)) return undefined;
-        capabilities.push({ key: c.key, proto: c.proto, input: c.input, output: c.output });
+        if (c.batch !== undefined && batchPolicyProblem(c.batch, 'batch') !== undefined) return undefined;
+        const base = { key: c.key, proto: c.proto, input: c.input, output: c.output };
+        capabilities.push(c.batch === undefined ? base : { ...base, batch: normaliseBatchPolicy(c.batch as BatchPolicy) });
       }
       return isRecord(value.sandbox) ? { type: 'ready', capabilities, sandbox: value.sandbox as unknown as SandboxReport } : { type: 'ready', capabilities };
     }

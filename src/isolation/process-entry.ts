@@ -18,7 +18,7 @@ import { loadWorkerModule, type LoadedWorker } from '../worker/load-worker-modul
 import { WorkerLoop } from '../worker/worker-loop.js';
 // What a worker module imports (caphost/worker): loaded now, so it resolves from the cache later.
 import '../worker/index.js';
-import { CHANNEL_FD, CONTROL_FD, type ProcessBootData, type WorkerToController } from './control-messages.js';
+import { CHANNEL_FD, CONTROL_FD, type ProcessBootData, type WorkerToController, advertise } from './control-messages.js';
 import { futexWake, watchedWake } from './futex-wake.js';
 import { applySandbox, type SandboxReport } from './sandbox/apply-sandbox.js';
 
@@ -110,7 +110,7 @@ async function main(): Promise<void> {
   const { definition } = loaded;
   send({
     type: 'ready',
-    capabilities: loaded.capabilities.map((c) => ({ key: c.key, proto: c.source.proto, input: c.source.input, output: c.source.output })),
+    capabilities: loaded.capabilities.map(advertise),
     sandbox: report,
   });
 

@@ -9,7 +9,7 @@ import { loadWorkerModule } from '../worker/load-worker-module.js';
 import { WorkerLoop } from '../worker/worker-loop.js';
 import { CaphostError, ErrorCode } from '../errors.js';
 import type { SetupContext } from '../worker/define-worker.js';
-import type { WorkerBootData, WorkerToController } from './control-messages.js';
+import { type WorkerBootData, type WorkerToController, advertise } from './control-messages.js';
 
 const port = parentPort!;
 const boot = workerData as WorkerBootData;
@@ -41,7 +41,7 @@ async function main(): Promise<void> {
   const { definition } = loaded;
   post({
     type: 'ready',
-    capabilities: loaded.capabilities.map((c) => ({ key: c.key, proto: c.source.proto, input: c.source.input, output: c.source.output })),
+    capabilities: loaded.capabilities.map(advertise),
   });
   const loop = new WorkerLoop(boot.channel, computeLayout(boot.channelConfig), boot.arena, loaded.capabilities, log, () => {
     void (async () => {

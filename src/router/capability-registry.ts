@@ -1,5 +1,6 @@
 import { CaphostError, ErrorCode } from '../errors.js';
 import { type CapabilityId, type CapabilityRequest, formatCapabilityId, parseCapabilityRequest } from './capability-ref.js';
+import type { BatchPolicy } from './batch-policy.js';
 import type { CapabilitySchema } from './capability-schema.js';
 import { type RouteEntry, candidatesFor } from './route-table.js';
 
@@ -12,6 +13,8 @@ export interface CapabilityRoute extends RouteEntry {
   readonly index: number;
   /** Whether the provider maps the controller's shared arena (arena views may cross by reference). */
   readonly sharesArena: boolean;
+  /** Set when the provider's handler takes batches. */
+  readonly batch: BatchPolicy | undefined;
 }
 
 /** A resolved request: its candidates in static order, cached per request text. */
@@ -21,6 +24,8 @@ export interface RouteGroup {
   readonly candidates: readonly CapabilityRoute[];
   /** Every candidate maps the shared arena, so inputs may carry arena references. */
   readonly sharesArena: boolean;
+  /** Every candidate takes batches: calls wait in the scheduler to be sent as batches (each route's own policy applies). */
+  readonly batched: boolean;
 }
 
 export interface CapabilityDescriptor {
@@ -37,9 +42,9 @@ export class CapabilityRegistry {
   private readonly entries: CapabilityRoute[] = [];
   private readonly groups = new Map<string, RouteGroup>();
 
-  add(provider: number, remote: boolean, sharesArena: boolean, capabilities: ReadonlyArray<{ id: CapabilityId; schema: CapabilitySchema }>): void {
-    capabilities.forEach(({ id, schema }, index) => {
-      this.entries.push({ provider, capability: id, remote, key: formatCapabilityId(id), schema, index, sharesArena });
+  add(provider: number, remote: boolean, sharesArena: boolean, capabilities: ReadonlyArray<{ id: CapabilityId; schema: CapabilitySchema; batch?: BatchPolicy | undefined }>): void {
+    capabilities.forEach(({ id, schema, batch }, index) => {
+      this.entries.push({ provider, capability: id, remote, key: formatCapabilityId(id), schema, index, sharesArena, batch });
     });
     this.groups.clear();
   }
@@ -66,7 +71,7 @@ export class CapabilityRegistry {
         details: { capability: text },
       });
     }
-    const group: RouteGroup = { text, request, candidates, sharesArena: candidates.every((c) => c.sharesArena) };
+    const group: RouteGroup = { text, request, candidates, sharesArena: candidates.every((c) => c.sharesArena), batched: candidates.every((c) => c.batch !== undefined) };
     this.groups.set(text, group);
     return group;
   }

@@ -36,6 +36,13 @@ export class CallQueue {
     if (i >= 0 && this.heap[i] === call) this.removeAt(i);
   }
 
+  /** The earliest queuedAt among the queued calls (Infinity when empty). */
+  oldestQueuedAt(): number {
+    let oldest = Infinity;
+    for (const call of this.heap) if (call.queuedAt < oldest) oldest = call.queuedAt;
+    return oldest;
+  }
+
   /** Empties the queue, returning its calls in priority order. */
   drainAll(): PendingCall[] {
     const out: PendingCall[] = [];

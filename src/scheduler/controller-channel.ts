@@ -102,6 +102,39 @@ export class ControllerChannel {
     return true;
   }
 
+  /** Ring position of the first request of the batch being placed (-1: none). */
+  private batchStart = -1;
+
+  /**
+   * Starts a batch: the requests placed until endBatch() are published together, the first marked
+   * with their count, so the worker hands them to one handler invocation.
+   */
+  beginBatch(): void {
+    this.batchStart = this.requests.position;
+  }
+
+  /** place(), for a request of the batch begun by beginBatch(): written now, published by endBatch(). */
+  placeInBatch(ticket: number, kind: number, deadline: number, payload: Payload, refs: readonly ArenaRef[] | null): boolean {
+    if (!this.requests.write(ticket, kind, deadline, payload, refs, false)) return false;
+    this.inFlight++;
+    return true;
+  }
+
+  /** Publishes the batch begun by beginBatch() (nothing when no request was placed in it). */
+  endBatch(): void {
+    const start = this.batchStart;
+    this.batchStart = -1;
+    const size = (this.requests.position - start) >>> 0;
+    if (size === 0) return;
+    this.requests.markBatch(start, size);
+    this.requests.publish();
+    if (Atomics.load(this.i32, Word.WORKER_PARKED) !== 0 && Atomics.compareExchange(this.i32, Word.WORKER_PARKED, 1, 0) === 1) {
+      this.wake.notify(this.i32, Word.REQ_TAIL);
+      this.wokeWorker = true;
+    }
+    if (!this.armed) this.arm();
+  }
+
   /** Asks the worker to abort the request at `position`; harmless if it already finished. */
   cancel(position: number, reason: number): void {
     const head = Atomics.load(this.i32, Word.CANCEL_HEAD) >>> 0;

@@ -26,6 +26,10 @@ export class PendingCall {
   /** Index in its queue's heap while QUEUED (-1 otherwise). */
   heapIndex = -1;
   onAbort: (() => void) | undefined;
+  /** When it entered a batched queue (performance.now() ms); batching waits are measured from it. */
+  queuedAt = 0;
+  /** Placed as a member of a batch: its completion counts down its replica's batch. */
+  inBatch = false;
   /** The outcome counters of its capability request, set when submitted. */
   counters: { submitted: number; ok: number; errors: Record<string, number> } | undefined;
   /** performance.now() at submission and at placement, recorded only while a CallObserver watches. */

@@ -17,6 +17,8 @@ export class Replica {
   /** Smoothed handler busy time per call, in ns, as the worker reports it. */
   private busyNs = 0;
   private limit: number;
+  /** Members of the batch this replica runs that have not completed (0: it can take a batch). */
+  batchLeft = 0;
 
   constructor(
     readonly provider: number,
@@ -49,6 +51,7 @@ export class Replica {
     this.channel = null;
     this.tickets = [];
     this.freeTickets = [];
+    this.batchLeft = 0;
     return held;
   }
 
@@ -67,10 +70,19 @@ export class Replica {
     if (call === undefined) return undefined;
     this.tickets[ticket] = undefined;
     this.freeTickets.push(ticket);
+    if (call.inBatch) {
+      call.inBatch = false;
+      this.batchLeft--;
+    }
     if (busyNs <= 0) return call;
     this.busyNs = this.busyNs === 0 ? busyNs : this.busyNs + (busyNs - this.busyNs) / 8;
     this.limit = Math.max(1, Math.min(this.maxInFlight, Math.ceil(this.ringBudgetNs / Math.max(this.busyNs, 1)) + 1));
     return call;
+  }
+
+  /** Tickets free now: how many more calls the ring can hold. */
+  get freeTicketCount(): number {
+    return this.freeTickets.length;
   }
 
   holds(ticket: number, call: PendingCall): boolean {

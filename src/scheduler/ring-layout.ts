@@ -65,6 +65,11 @@ export const CancelReason = {
 
 export const SlotFlag = {
   OVERFLOW: 1,
+  /**
+   * Request flags above this bit hold a batch's size, on the first request of a batch: it and the
+   * next size - 1 requests (published together) go to one handler invocation. 0: not a batch lead.
+   */
+  BATCH_SHIFT: 16,
 } as const;
 
 export const Status = {

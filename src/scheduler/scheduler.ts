@@ -1,8 +1,10 @@
 import { CaphostError, ErrorCode, isErrorCode } from '../errors.js';
 import type { CapabilityRoute, RouteGroup } from '../router/capability-registry.js';
 import { pickRoute } from '../router/route-table.js';
+import { BatchQueue } from './batch-queue.js';
 import { CallQueue } from './call-queue.js';
 import type { CallObserver } from './call-observer.js';
+import { decideBatch } from './decide-batch.js';
 import type { CompletionSink, ControllerChannel } from './controller-channel.js';
 import { DeadlineTimer } from './deadline-timer.js';
 import { CallState, type PendingCall } from './pending-call.js';
@@ -37,13 +39,23 @@ export class Scheduler {
   /** By provider id, which the controller hands out densely from 0. */
   private readonly replicas: (Replica | undefined)[] = [];
   private readonly queues = new Map<RouteGroup, CallQueue>();
+  /** Queues of batched capability requests; their calls leave them as batches (see dispatchBatches). */
+  private readonly batchQueues = new Map<RouteGroup, BatchQueue>();
   private readonly deadlines = new DeadlineTimer((call) => this.abort(call, CancelReason.DEADLINE));
   private readonly counters = new Map<string, CapabilityCounters>();
   private queued = 0;
+  private batchQueued = 0;
   private seq = 0;
   private readonly loadOf = (provider: number): number => this.replicas[provider]?.load() ?? Infinity;
   /** Told about every dispatch and settlement while set (metrics); null costs the call path nothing. */
   observer: CallObserver | null = null;
+  /** A replica takes one batch at a time, as a Triton model instance does: the next forms while it runs. */
+  private readonly batchLoadOf = (provider: number): number => {
+    const replica = this.replicas[provider];
+    if (replica === undefined || replica.channel === null || replica.batchLeft > 0 || replica.freeTicketCount === 0) return Infinity;
+    return replica.channel.inFlight;
+  };
+  private readonly batchDue = (queue: BatchQueue): void => this.dispatchBatchQueue(queue);
 
   private replica(provider: number): Replica | undefined {
     return this.replicas[provider];
@@ -69,6 +81,10 @@ export class Scheduler {
       call.onAbort = () => this.abort(call, CancelReason.CANCELLED);
       call.signal.addEventListener('abort', call.onAbort, { once: true });
     }
+    if (call.group.batched) {
+      this.enqueue(call);
+      return;
+    }
     const queue = this.queues.get(call.group);
     if ((queue === undefined || queue.size === 0) && this.place(call)) return;
     this.enqueue(call);
@@ -78,6 +94,10 @@ export class Scheduler {
     const group = call.group;
     if (group.candidates.every((route) => this.replica(route.provider)?.failed ?? true)) {
       this.fail(call, new CaphostError(ErrorCode.CAPABILITY_UNAVAILABLE, `every worker providing "${group.text}" has failed and cannot be restarted; see the controller log for why`, { details: { capability: group.text } }));
+      return;
+    }
+    if (group.batched) {
+      this.enqueueBatched(call);
       return;
     }
     let queue = this.queues.get(group);
@@ -92,6 +112,84 @@ export class Scheduler {
     call.payload = settlePayload(call.payload);
     queue.push(call);
     this.queued++;
+  }
+
+  private enqueueBatched(call: PendingCall): void {
+    const group = call.group;
+    let queue = this.batchQueues.get(group);
+    if (queue === undefined) {
+      queue = new BatchQueue(group, this.batchDue);
+      this.batchQueues.set(group, queue);
+    }
+    if (queue.calls.size >= this.options.maxQueue) {
+      this.fail(call, new CaphostError(ErrorCode.QUEUE_FULL, `the queue for "${group.text}" holds ${queue.calls.size} calls (maxQueue); retry later, add replicas, or raise maxQueue`, { details: { capability: group.text, maxQueue: this.options.maxQueue } }));
+      return;
+    }
+    call.payload = settlePayload(call.payload);
+    call.queuedAt = performance.now();
+    queue.calls.push(call);
+    this.batchQueued++;
+    queue.lookSoon();
+  }
+
+  /** Sends batches from every batched queue that has calls, while replicas can take them. */
+  private dispatchBatches(): void {
+    for (const queue of this.batchQueues.values()) if (queue.calls.size > 0) this.dispatchBatchQueue(queue);
+  }
+
+  /** Forms and places batches from one queue by Triton's rule (decideBatch), or arranges to look again. */
+  private dispatchBatchQueue(queue: BatchQueue): void {
+    const calls = queue.calls;
+    while (calls.size > 0) {
+      const route = pickRoute(queue.group.candidates, this.batchLoadOf) as CapabilityRoute | undefined;
+      if (route === undefined) return; // every replica is busy: a completion looks again
+      const replica = this.replica(route.provider)!;
+      const waitedUs = (performance.now() - calls.oldestQueuedAt()) * 1000;
+      const decision = decideBatch(route.batch!, calls.size, waitedUs, replica.freeTicketCount);
+      if (decision.size === 0) {
+        if (decision.waitUs > 0) queue.lookIn(decision.waitUs);
+        return;
+      }
+      if (this.placeBatch(queue.group, calls, route, replica, decision.size) === 0) return;
+    }
+    queue.cancel();
+  }
+
+  /** Places up to `size` calls, best first, as one batch on `replica`; returns how many it placed. */
+  private placeBatch(group: RouteGroup, calls: CallQueue, route: CapabilityRoute, replica: Replica, size: number): number {
+    const channel = replica.channel!;
+    let placed = 0;
+    channel.beginBatch();
+    while (placed < size) {
+      const call = calls.pop();
+      if (call === undefined) break;
+      this.batchQueued--;
+      const ticket = replica.takeTicket(call);
+      if (ticket < 0) {
+        calls.push(call);
+        this.batchQueued++;
+        break;
+      }
+      call.state = CallState.RUNNING;
+      call.route = route;
+      call.provider = replica.provider;
+      call.ticket = ticket;
+      call.position = channel.nextPosition;
+      if (!channel.placeInBatch(ticket, route.index, call.deadline, call.payload, call.refs)) {
+        // Overflow space runs short: the batch goes out smaller, and the rest wait for the next.
+        replica.releaseTicket(ticket, 0);
+        calls.push(call);
+        this.batchQueued++;
+        break;
+      }
+      call.inBatch = true;
+      if (this.observer !== null) call.placedAt = performance.now();
+      placed++;
+    }
+    replica.batchLeft += placed;
+    channel.endBatch();
+    if (placed > 0 && this.observer !== null) this.observer.dispatched(group.text, placed);
+    return placed;
   }
 
   /** Tries to place a call on the best replica with room. */
@@ -176,6 +274,7 @@ export class Scheduler {
       }
     }
     if (this.queued > 0) this.dispatchQueued();
+    if (this.batchQueued > 0 && replica.batchLeft === 0) this.dispatchBatches();
   }
 
   /** Deadline or cancel: settles the call now and tells its worker, wherever it is. */
@@ -187,10 +286,12 @@ export class Scheduler {
         ? new CaphostError(ErrorCode.DEADLINE_EXCEEDED, `the deadline of this "${what}" call (${call.deadlineMs} ms) passed ${call.state === CallState.QUEUED ? 'while it was queued' : 'while it was running'}; allow more time, or add replicas if calls wait in the queue`, { details: { capability: what, state: call.state === CallState.QUEUED ? 'queued' : 'running' } })
         : new CaphostError(ErrorCode.CANCELLED, `the caller cancelled this "${what}" call`, { details: { capability: what }, cause: call.signal?.reason });
     if (call.state === CallState.QUEUED) {
-      const queue = this.queues.get(call.group);
+      const batched = call.group.batched;
+      const queue = batched ? this.batchQueues.get(call.group)?.calls : this.queues.get(call.group);
       if (queue !== undefined && call.heapIndex >= 0) {
         queue.remove(call);
-        this.queued--;
+        if (batched) this.batchQueued--;
+        else this.queued--;
       }
       this.fail(call, error);
       return;
@@ -221,6 +322,7 @@ export class Scheduler {
       if (code === ErrorCode.WORKER_CRASHED && ((call.position - consumed) | 0) >= 0) {
         call.route = undefined;
         call.provider = -1;
+        call.inBatch = false;
         this.enqueue(call);
       } else if (code !== ErrorCode.WORKER_CRASHED) {
         this.fail(call, new CaphostError(code, cause.message, { details: { capability: call.group.text, worker: replica.label } }));
@@ -234,6 +336,7 @@ export class Scheduler {
   /** A replica has a running worker again: give it queued work. */
   replicaUp(): void {
     if (this.queued > 0) this.dispatchQueued();
+    if (this.batchQueued > 0) this.dispatchBatches();
   }
 
   /** Queued calls that no live or restartable replica can serve fail now rather than at their deadline. */
@@ -245,6 +348,14 @@ export class Scheduler {
         this.fail(call, new CaphostError(ErrorCode.CAPABILITY_UNAVAILABLE, `every worker providing "${group.text}" has failed and cannot be restarted; see the controller log for why`, { details: { capability: group.text } }));
       }
     }
+    for (const [group, queue] of this.batchQueues) {
+      if (!group.candidates.every((route) => this.replica(route.provider)?.failed ?? true)) continue;
+      queue.cancel();
+      for (const call of queue.calls.drainAll()) {
+        this.batchQueued--;
+        this.fail(call, new CaphostError(ErrorCode.CAPABILITY_UNAVAILABLE, `every worker providing "${group.text}" has failed and cannot be restarted; see the controller log for why`, { details: { capability: group.text } }));
+      }
+    }
   }
 
   /** Rejects every queued call (used by close once draining is over). */
@@ -252,6 +363,13 @@ export class Scheduler {
     for (const queue of this.queues.values()) {
       for (const call of queue.drainAll()) {
         this.queued--;
+        this.fail(call, error());
+      }
+    }
+    for (const queue of this.batchQueues.values()) {
+      queue.cancel();
+      for (const call of queue.calls.drainAll()) {
+        this.batchQueued--;
         this.fail(call, error());
       }
     }
@@ -283,7 +401,7 @@ export class Scheduler {
   }
 
   get queuedCalls(): number {
-    return this.queued;
+    return this.queued + this.batchQueued;
   }
 
   stats(): { capabilities: Record<string, CapabilityCounters & { queued: number }>; queued: number } {
@@ -291,13 +409,15 @@ export class Scheduler {
     for (const [text, counters] of this.counters) {
       let queued = 0;
       for (const [group, queue] of this.queues) if (group.text === text) queued += queue.size;
+      for (const [group, queue] of this.batchQueues) if (group.text === text) queued += queue.calls.size;
       capabilities[text] = { ...counters, errors: { ...counters.errors }, queued };
     }
-    return { capabilities, queued: this.queued };
+    return { capabilities, queued: this.queued + this.batchQueued };
   }
 
   close(): void {
     this.deadlines.close();
+    for (const queue of this.batchQueues.values()) queue.cancel();
   }
 }
 

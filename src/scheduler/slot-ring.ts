@@ -23,6 +23,8 @@ export interface SlotMessage {
   start: number;
   length: number;
   refs: ArenaRef[] | null;
+  /** Requests: the size of the batch this request leads (0 when it leads none). */
+  batch: number;
 }
 
 interface Direction {
@@ -107,7 +109,7 @@ export class SlotRing {
    * payload needs overflow space that the consumer has not yet released.
    * The caller guarantees a free slot (calls in flight never exceed the slot count).
    */
-  write(ticket: number, kind: number, time: number, payload: Payload, refs: readonly ArenaRef[] | null): boolean {
+  write(ticket: number, kind: number, time: number, payload: Payload, refs: readonly ArenaRef[] | null, publish = true): boolean {
     const refCount = refs === null ? 0 : refs.length;
     if (refCount > Slot.MAX_REFS) throw new RangeError(`a message carries at most ${Slot.MAX_REFS} arena references, got ${refCount}`);
     const base = this.dir.slotsOffset + (this.cursor & this.mask) * this.slotBytes;
@@ -137,8 +139,19 @@ export class SlotRing {
       this.u32[r + 2] = ref.length;
     }
     this.cursor = (this.cursor + 1) >>> 0;
-    Atomics.store(this.i32, this.dir.tail, this.cursor | 0);
+    if (publish) Atomics.store(this.i32, this.dir.tail, this.cursor | 0);
     return true;
+  }
+
+  /** Producer: publishes what was written with `publish` false. */
+  publish(): void {
+    Atomics.store(this.i32, this.dir.tail, this.cursor | 0);
+  }
+
+  /** Producer: marks the written, not yet published request at `position` as the lead of a batch of `size`. */
+  markBatch(position: number, size: number): void {
+    const w = (this.dir.slotsOffset + (position & this.mask) * this.slotBytes + Slot.FLAGS) >> 2;
+    this.u32[w] = (this.u32[w]! & ((1 << SlotFlag.BATCH_SHIFT) - 1)) | (size << SlotFlag.BATCH_SHIFT);
   }
 
   /** Overflow records are contiguous: one that would straddle the end starts again at 0. */
@@ -209,6 +222,7 @@ export class SlotRing {
     out.ticket = this.u32[w + (Slot.TICKET >> 2)]!;
     out.kind = this.u32[w + (Slot.KIND >> 2)]!;
     out.time = this.f64[(base + Slot.TIME) >> 3]!;
+    out.batch = flags >>> SlotFlag.BATCH_SHIFT;
     out.bytes = this.buf;
     out.length = length;
     if (refCount === 0) out.refs = null;
@@ -246,5 +260,5 @@ export class SlotRing {
 }
 
 export function newSlotMessage(): SlotMessage {
-  return { ticket: 0, kind: 0, time: 0, bytes: EMPTY, start: 0, length: 0, refs: null };
+  return { ticket: 0, kind: 0, time: 0, bytes: EMPTY, start: 0, length: 0, refs: null, batch: 0 };
 }

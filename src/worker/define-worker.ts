@@ -1,4 +1,7 @@
 import type { Logger } from '../logger.js';
+import { batchPolicyProblem } from '../router/batch-policy.js';
+
+export type { BatchPolicy } from '../router/batch-policy.js';
 
 /** What a handler sees besides its input. */
 export interface WorkerContext {
@@ -27,12 +30,40 @@ export interface CapabilitySchemaSpec {
   readonly output: string;
 }
 
+/**
+ * What a batch handler sees: the context of the whole batch. `signal` aborts once every call of
+ * the batch has been cancelled or has passed its deadline (there is nothing left to compute for);
+ * `deadline` is the latest deadline among its calls (undefined when one has none).
+ */
+export interface BatchContext extends WorkerContext {
+  /** Calls in this batch: the length of the inputs array. */
+  readonly size: number;
+  /** Whether the call at `index` has been cancelled or timed out since the batch started (its caller already has the error). */
+  cancelled(index: number): boolean;
+}
+
 // `any` keeps user handlers typed by their own annotations without forcing generated types.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export interface CapabilityDefinition<I = any, O = any> {
+export interface SingleCapabilityDefinition<I = any, O = any> {
   readonly schema: CapabilitySchemaSpec;
+  readonly batch?: undefined;
   readonly handler: (input: I, ctx: WorkerContext) => O | Promise<O>;
 }
+
+/**
+ * A batched capability: the scheduler gathers queued calls (Triton's dynamic batching, see
+ * BatchPolicy) and the handler receives their inputs as one array. It returns one output per
+ * input, in order; an Error in place of an output fails that call alone.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export interface BatchedCapabilityDefinition<I = any, O = any> {
+  readonly schema: CapabilitySchemaSpec;
+  readonly batch: { readonly maxSize: number; readonly maxQueueDelayUs: number; readonly preferredSizes?: readonly number[] };
+  readonly handler: (inputs: I[], ctx: BatchContext) => ReadonlyArray<O | Error> | Promise<ReadonlyArray<O | Error>>;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type CapabilityDefinition<I = any, O = any> = SingleCapabilityDefinition<I, O> | BatchedCapabilityDefinition<I, O>;
 
 export interface WorkerDefinition {
   /** Keyed by `name@major.minor`, e.g. `echo.bytes@1.0`. */
@@ -66,6 +97,10 @@ export function defineWorker(definition: WorkerDefinition): DefinedWorker {
       if (typeof schema[field] !== 'string' || schema[field].length === 0) {
         throw new TypeError(`defineWorker: capabilities["${key}"].schema.${field} must be a non-empty string`);
       }
+    }
+    if (cap.batch !== undefined) {
+      const problem = batchPolicyProblem(cap.batch, `capabilities["${key}"].batch`);
+      if (problem !== undefined) throw new TypeError(`defineWorker: ${problem}`);
     }
   }
   if (setup !== undefined && typeof setup !== 'function') throw new TypeError('defineWorker: definition.setup must be a function');

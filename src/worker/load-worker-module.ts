@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { CaphostError, ErrorCode } from '../errors.js';
 import { type CapabilityId, parseCapabilityId } from '../router/capability-ref.js';
 import { type CapabilitySchema, type SchemaSource, compileSchema } from '../router/capability-schema.js';
+import { type BatchPolicy, normaliseBatchPolicy } from '../router/batch-policy.js';
 import { type CapabilityDefinition, type DefinedWorker, isDefinedWorker } from './define-worker.js';
 
 export interface LoadedCapability {
@@ -11,6 +12,8 @@ export interface LoadedCapability {
   readonly definition: CapabilityDefinition;
   readonly source: SchemaSource;
   readonly schema: CapabilitySchema;
+  /** Set for a batched capability: its handler takes an array of inputs. */
+  readonly batch: BatchPolicy | undefined;
 }
 
 export interface LoadedWorker {
@@ -64,7 +67,8 @@ export async function loadWorkerModule(moduleUrl: URL): Promise<LoadedWorker> {
       throw new CaphostError(ErrorCode.INVALID_WORKER, `worker module ${moduleUrl.href}: ${(cause as Error).message}`, { cause });
     }
     const source: SchemaSource = { proto: await readProto(moduleUrl, key, cap.schema.proto), input: cap.schema.input, output: cap.schema.output };
-    capabilities.push({ key, id, definition: cap, source, schema: compileSchema(key, source) });
+    const batch = cap.batch === undefined ? undefined : normaliseBatchPolicy(cap.batch);
+    capabilities.push({ key, id, definition: cap, source, schema: compileSchema(key, source), batch });
   }
   return { definition, capabilities };
 }

@@ -1,11 +1,13 @@
 import { CaphostError, ErrorCode, isErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { CANCEL_ENTRY_BYTES, CancelReason, type ChannelLayout, Status, Word } from '../scheduler/ring-layout.js';
-import { COMPLETIONS, REQUESTS, SlotRing, newSlotMessage } from '../scheduler/slot-ring.js';
+import { COMPLETIONS, REQUESTS, SlotRing, type SlotMessage, newSlotMessage } from '../scheduler/slot-ring.js';
 import type { Payload } from '../scheduler/payload.js';
 import { type Wake, atomicsWake } from '../scheduler/wake.js';
 import { SpinBudget, spinUntil } from '../scheduler/spin-budget.js';
+import { BatchCall, BatchMember } from './batch-call.js';
 import { CallContext } from './call-context.js';
+import type { SingleCapabilityDefinition } from './define-worker.js';
 import type { LoadedCapability } from './load-worker-module.js';
 
 const encoder = new TextEncoder();
@@ -45,8 +47,8 @@ export class WorkerLoop {
   private cancelHead: number;
   private readonly message = newSlotMessage();
   private readonly spin = new SpinBudget(2, 200);
-  /** Async calls in progress, by request position. */
-  private readonly running = new Map<number, CallContext>();
+  /** Async calls in progress (and the calls of async batches), by request position. */
+  private readonly running = new Map<number, CallContext | BatchMember>();
   /** Cancels that arrived for requests not yet read, by request position. */
   private readonly cancelledEarly = new Map<number, number>();
   private stopped = false;
@@ -145,7 +147,7 @@ export class WorkerLoop {
     if (this.stopped) return;
     this.stopped = true;
     const reason = new CaphostError(ErrorCode.CONTROLLER_CLOSED, 'the controller is shutting this worker down');
-    for (const ctx of this.running.values()) ctx.abort(reason);
+    for (const ctx of this.running.values()) (ctx instanceof BatchMember ? ctx.batch : ctx).abort(reason);
     this.onStop();
   }
 
@@ -171,6 +173,10 @@ export class WorkerLoop {
     if (msg === null) throw new Error(`caphost worker: malformed request in the ring: ${this.requests.corruption}`);
     const ticket = msg.ticket;
     const cap = this.capabilities[msg.kind];
+    if (cap?.batch !== undefined) {
+      this.handleBatch(position, msg, cap);
+      return;
+    }
     const refusal =
       cap === undefined
         ? { code: ErrorCode.CAPABILITY_NOT_FOUND, message: `worker has no capability at index ${msg.kind}` }
@@ -192,7 +198,7 @@ export class WorkerLoop {
       } finally {
         this.requests.release();
       }
-      result = cap.definition.handler(input, ctx);
+      result = (cap.definition as SingleCapabilityDefinition).handler(input, ctx);
     } catch (err) {
       this.fail(ticket, errorRecord(err, cap.key), 0);
       return;
@@ -215,6 +221,97 @@ export class WorkerLoop {
         this.asyncSettled();
       },
     );
+  }
+
+  /**
+   * Reads the requests of one batch (the controller published them together, the first one
+   * carrying their count), answers those already cancelled or past their deadline, and runs the
+   * handler once over the rest. Each call's output or error goes back under its own ticket.
+   */
+  private handleBatch(position: number, msg: SlotMessage, cap: LoadedCapability): void {
+    const count = msg.batch > 1 ? msg.batch : 1;
+    const batch = new BatchCall(cap.key, this.log, this.answerEarly);
+    const inputs: unknown[] = [];
+    const kind = msg.kind;
+    for (let i = 0; i < count; i++) {
+      if (i > 0) {
+        position = this.requests.consumed;
+        // The controller is trusted, and publishes a batch at once: a short one is a bug.
+        if (!this.requests.hasMessage() || this.requests.read(this.message) === null || msg.kind !== kind) {
+          throw new Error(`caphost worker: a batch of ${count} in the ring ends after ${i} requests`);
+        }
+      }
+      const ticket = msg.ticket;
+      const refusal = this.refusal(position, msg.time, cap.key);
+      if (refusal !== undefined) {
+        this.requests.release();
+        this.fail(ticket, refusal, 0);
+        continue;
+      }
+      try {
+        inputs.push(cap.schema.input.decode(msg.bytes, msg.start, msg.length, msg.refs, this.arena));
+      } catch (err) {
+        this.fail(ticket, errorRecord(err, cap.key), 0);
+        continue;
+      } finally {
+        this.requests.release();
+      }
+      batch.add(ticket, position, msg.time > 0 ? msg.time : undefined);
+    }
+    if (batch.size === 0) return;
+    let result: unknown;
+    try {
+      result = (cap.definition.handler as (inputs: unknown[], ctx: BatchCall) => unknown)(inputs, batch);
+    } catch (err) {
+      this.finishBatch(batch, cap, undefined, err);
+      return;
+    }
+    if (!isThenable(result)) {
+      this.finishBatch(batch, cap, result, undefined);
+      return;
+    }
+    for (const member of batch.members) this.running.set(member.position, member);
+    result.then(
+      (outputs) => {
+        for (const member of batch.members) this.running.delete(member.position);
+        this.finishBatch(batch, cap, outputs, undefined);
+        this.asyncSettled();
+      },
+      (err: unknown) => {
+        for (const member of batch.members) this.running.delete(member.position);
+        this.finishBatch(batch, cap, undefined, err);
+        this.asyncSettled();
+      },
+    );
+  }
+
+  private readonly answerEarly = (member: BatchMember, reason: Error): void => {
+    this.fail(member.ticket, errorRecord(reason, member.capability), 0);
+  };
+
+  /**
+   * Answers every call of a batch not answered yet: its output, the Error its handler put in its
+   * place, or the handler's own failure. Busy times are not reported: a batch's time is not one call's.
+   */
+  private finishBatch(batch: BatchCall, cap: LoadedCapability, outputs: unknown, thrown: unknown): void {
+    const members = batch.members;
+    let failure: ErrorRecord | undefined;
+    if (thrown !== undefined) failure = errorRecord(thrown, cap.key);
+    else if (!Array.isArray(outputs) || outputs.length !== members.length) {
+      const got = Array.isArray(outputs) ? `${outputs.length} outputs` : typeof outputs;
+      failure = { code: ErrorCode.HANDLER_ERROR, message: `the batch handler of ${cap.key} returned ${got} for ${members.length} inputs; it must return an array with one output (or Error) per input, in order` };
+    }
+    for (let i = 0; i < members.length; i++) {
+      const member = members[i]!;
+      if (member.done) continue;
+      member.done = true;
+      if (failure !== undefined) this.fail(member.ticket, failure, 0);
+      else {
+        const output = (outputs as unknown[])[i];
+        if (output instanceof Error) this.fail(member.ticket, errorRecord(output, cap.key), 0);
+        else this.succeed(member.ticket, cap, output, 0);
+      }
+    }
   }
 
   /** A request cancelled before it was read, or already past its deadline, is answered without running. */

@@ -8,7 +8,7 @@ import { PendingCall } from '../../src/scheduler/pending-call.js';
 import { mulberry32 } from '../support/prng.js';
 
 
-const group: RouteGroup = { text: 'echo@1', request: { name: 'echo', major: 1, minor: undefined }, candidates: [], sharesArena: true };
+const group: RouteGroup = { text: 'echo@1', request: { name: 'echo', major: 1, minor: undefined }, candidates: [], sharesArena: true, batched: false };
 const noop = (): void => {};
 
 function call(deadline: number, seq = 0): PendingCall {
