@@ -1,6 +1,7 @@
 // The GEMM driver: dispatch, packing, cache blocking, the edge tiles, the epilogue and
 // the thread split. The micro-kernels live in kernels_*.cc.
 #include "gemm.h"
+#include "thread_pool.h"
 
 #include <algorithm>
 #include <cmath>
@@ -9,7 +10,6 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace caphost::cpu {
@@ -209,29 +209,17 @@ void sgemm(const KernelSet* ks, int m, int n, int k, const float* A, int lda, bo
   const int workers = std::max(1, std::min({threads, tiles, kMaxThreads}));
   if (workers == 1) return run(*ks, pr, 0, m, 0, n);
 
-  std::vector<std::thread> pool;
-  std::vector<std::exception_ptr> errors(workers);
   auto bounds = [&](int w) {
     const int t0 = static_cast<int>(static_cast<i64>(tiles) * w / workers);
     const int t1 = static_cast<int>(static_cast<i64>(tiles) * (w + 1) / workers);
     const int unit = splitM ? ks->mr : ks->nr, limit = splitM ? m : n;
     return std::pair<int, int>(std::min(t0 * unit, limit), std::min(t1 * unit, limit));
   };
-  auto work = [&](int w) {
-    try {
-      const auto [b, e] = bounds(w);
-      if (splitM) run(*ks, pr, b, e, 0, n);
-      else run(*ks, pr, 0, m, b, e);
-    } catch (...) {
-      errors[w] = std::current_exception();
-    }
-  };
-  pool.reserve(workers - 1);
-  for (int w = 1; w < workers; ++w) pool.emplace_back(work, w);
-  work(0);
-  for (auto& t : pool) t.join();
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
+  parallelFor(workers, workers, [&](std::int64_t w) {
+    const auto [b, e] = bounds(static_cast<int>(w));
+    if (splitM) run(*ks, pr, b, e, 0, n);
+    else run(*ks, pr, 0, m, b, e);
+  });
 }
 
 }  // namespace caphost::cpu

@@ -7,6 +7,7 @@ import { type ChannelConfig, defaultChannelConfig } from '../scheduler/ring-layo
 import { type BuiltinProfileName, type SandboxProfile, resolveProfile } from '../isolation/sandbox/sandbox-profile.js';
 import { moduleFolderProblem } from '../isolation/sandbox/sandbox-plan.js';
 import { requireSandbox } from '../isolation/sandbox/sandbox-support.js';
+import { DEVICE_KINDS, type DeviceKind } from '../device/device-selection.js';
 
 export interface WorkerEntry {
   /** The worker module: a path (relative to the current directory) or a file URL. */
@@ -31,6 +32,14 @@ export interface WorkerEntry {
   readonly maxInFlight?: number;
   /** How long setup may take before start fails. Default 30 000 ms. */
   readonly startTimeoutMs?: number;
+  /** A safetensors file the controller loads (once, read-only) and grants to every replica: `ctx.weights`. */
+  readonly weights?: string | URL;
+}
+
+export interface DeviceOptions {
+  readonly kind?: DeviceKind;
+  /** CPU backend: threads its kernels use (default: every hardware thread). */
+  readonly cpuThreads?: number;
 }
 
 export interface RestartPolicy {
@@ -59,6 +68,8 @@ export interface ControllerOptions {
   readonly restart?: RestartPolicy;
   /** A logger, or a level for the built-in stderr logger. Default: CAPHOST_LOG or 'info'. */
   readonly logger?: Logger | LogLevel;
+  /** The device backend: 'auto' (default: cuda, then metal, then cpu), or one by name, which fails with DEVICE_UNAVAILABLE when absent. */
+  readonly device?: DeviceKind | DeviceOptions;
 }
 
 interface ResolvedEntryBase {
@@ -67,6 +78,8 @@ interface ResolvedEntryBase {
   readonly resourceLimits: ResourceLimits | undefined;
   readonly maxInFlight: number;
   readonly startTimeoutMs: number;
+  /** Absolute path of the entry's safetensors weights, if any. */
+  readonly weights: string | undefined;
 }
 
 export type ResolvedWorkerEntry = ResolvedEntryBase &
@@ -82,6 +95,7 @@ export interface ResolvedOptions {
   readonly restart: Required<RestartPolicy>;
   readonly logger: Logger;
   readonly logLevel: LogLevel;
+  readonly device: { readonly kind: DeviceKind; readonly cpuThreads: number };
 }
 
 function invalid(option: string, expected: string, value: unknown): CaphostError {
@@ -127,6 +141,14 @@ function sandboxProfile(option: string, value: unknown, module: URL): SandboxPro
   return profile;
 }
 
+function resolveDevice(value: ControllerOptions['device']): ResolvedOptions['device'] {
+  const spec = typeof value === 'string' || value === undefined ? { kind: value } : value;
+  if (spec === null || typeof spec !== 'object') throw invalid('device', `one of ${DEVICE_KINDS.join(', ')} or { kind, cpuThreads }`, value);
+  const kind = spec.kind ?? 'auto';
+  if (!DEVICE_KINDS.includes(kind)) throw invalid(typeof value === 'string' ? 'device' : 'device.kind', `one of ${DEVICE_KINDS.join(', ')}`, kind);
+  return { kind, cpuThreads: integer('device.cpuThreads', spec.cpuThreads, 0, 0, 256) };
+}
+
 /** Validates every option eagerly, so mistakes surface at start with the option's name. */
 export function resolveOptions(options: ControllerOptions): ResolvedOptions {
   if (options === null || typeof options !== 'object') throw invalid('', 'an object', options);
@@ -163,6 +185,7 @@ export function resolveOptions(options: ControllerOptions): ResolvedOptions {
       resourceLimits: entry.resourceLimits,
       maxInFlight: integer(`${at}.maxInFlight`, entry.maxInFlight, slots, 1, slots),
       startTimeoutMs: integer(`${at}.startTimeoutMs`, entry.startTimeoutMs, 30_000, 1),
+      weights: entry.weights === undefined ? undefined : fileURLToPath(moduleUrl(`${at}.weights`, entry.weights)),
     };
   });
   const restart = options.restart ?? {};
@@ -184,6 +207,7 @@ export function resolveOptions(options: ControllerOptions): ResolvedOptions {
     },
     logger,
     logLevel,
+    device: resolveDevice(options.device),
   };
   // Last, so a typo elsewhere is not hidden behind it, and before anything is spawned.
   workers.forEach((entry, i) => {

@@ -12,6 +12,9 @@ import { Scheduler } from '../scheduler/scheduler.js';
 import { SharedArena } from '../scheduler/shared-arena.js';
 import { type ControllerOptions, type ResolvedOptions, resolveOptions } from './controller-options.js';
 import { ReplicaSupervisor } from './replica-supervisor.js';
+import { DeviceOwner, type DeviceStats } from './device-owner.js';
+import type { Device } from '../device/device.js';
+import type { DeviceTensor } from '../device/device-tensor.js';
 
 export interface CallOptions {
   /** Milliseconds from now after which the call fails with DEADLINE_EXCEEDED (queued or running). */
@@ -53,6 +56,8 @@ export interface ControllerStats {
   readonly capabilities: ReturnType<Scheduler['stats']>['capabilities'];
   readonly queued: number;
   readonly arena: { readonly bytes: number; readonly inUse: number };
+  /** The backend in use, why it was chosen, and the device buffers alive. */
+  readonly device: DeviceStats;
 }
 
 function rejectWith(error: unknown): Promise<never> {
@@ -69,13 +74,16 @@ export class Controller {
   readonly #scheduler: Scheduler;
   readonly #supervisors: ReplicaSupervisor[] = [];
   readonly #arena: SharedArena | null;
+  readonly #device: DeviceOwner;
   #closing: Promise<void> | undefined;
   readonly #observers: CallObserver[] = [];
 
   private constructor(options: ResolvedOptions) {
     this.#options = options;
     this.#arena = options.arenaBytes > 0 ? new SharedArena(options.arenaBytes) : null;
+    this.#device = DeviceOwner.open(options.device, options.logger);
     this.#scheduler = new Scheduler({
+      tensors: this.#device,
       maxQueue: options.maxQueue,
       abortGraceMs: options.abortGraceMs,
       arena: this.#arena?.buffer ?? null,
@@ -113,6 +121,7 @@ export class Controller {
           log: options.logger,
           logLevel: options.logLevel,
           restart: options.restart,
+          device: this.#device,
         });
         this.#supervisors.push(supervisor);
         starts.push(
@@ -135,6 +144,11 @@ export class Controller {
     return this.#arena;
   }
 
+  /** The controller's device: buffers it owns, weights, command lists (see src/device/device.ts). */
+  get device(): Device {
+    return this.#device.device;
+  }
+
   /**
    * Calls a capability (`name@major` or `name@major.minor`) and resolves with its decoded output.
    * Always returns a promise; every failure is a CaphostError with a stable code.
@@ -145,10 +159,12 @@ export class Controller {
     }
     let group;
     let encoded;
+    let tensors: DeviceTensor[] | null = null;
     try {
       group = this.#registry.group(capability);
       const codec = group.candidates[0]!.schema.input;
       codec.check(input);
+      tensors = codec.hasTensors ? codec.deviceTensorsOf(input as Record<string, unknown>) : null;
       encoded = codec.encode(input, group.sharesArena ? (this.#arena?.buffer ?? null) : null);
     } catch (err) {
       return rejectWith(err);
@@ -177,6 +193,7 @@ export class Controller {
     }
     return new Promise<O>((resolve, reject) => {
       const call = new PendingCall(group, encoded.bytes, encoded.refs, priority, this.#scheduler.nextSeq(), deadline, options?.deadlineMs ?? 0, signal, resolve as (v: unknown) => void, reject);
+      if (tensors !== null && tensors.length > 0) call.tensors = tensors;
       this.#scheduler.submit(call);
     });
   }
@@ -235,6 +252,7 @@ export class Controller {
       capabilities: scheduler.capabilities,
       queued: scheduler.queued,
       arena: { bytes: this.#arena?.byteLength ?? 0, inUse: this.#arena?.bytesInUse ?? 0 },
+      device: this.#device.stats(),
     };
   }
 
@@ -256,6 +274,7 @@ export class Controller {
     for (const supervisor of this.#supervisors) this.#scheduler.replicaDown(supervisor.replica, closed(), ErrorCode.CONTROLLER_CLOSED);
     await Promise.all(this.#supervisors.map((s) => s.stop(Math.max(1000, graceMs))));
     this.#scheduler.close();
+    await this.#device.close();
   }
 
   #busy(): boolean {

@@ -7,6 +7,7 @@ import { type ChannelConfig, computeLayout } from '../scheduler/ring-layout.js';
 import type { Replica } from '../scheduler/replica.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import type { ResolvedWorkerEntry, RestartPolicy } from './controller-options.js';
+import type { DeviceOwner } from './device-owner.js';
 
 export type ReplicaState = 'starting' | 'running' | 'restarting' | 'failed' | 'stopped';
 
@@ -18,6 +19,7 @@ export interface SupervisorContext {
   readonly log: Logger;
   readonly logLevel: LogLevel;
   readonly restart: Required<RestartPolicy>;
+  readonly device: DeviceOwner | null;
 }
 
 /**
@@ -53,6 +55,7 @@ export class ReplicaSupervisor {
 
   private async launch(): Promise<readonly AdvertisedCapability[]> {
     const layout = computeLayout(this.ctx.channelConfig);
+    const device = this.ctx.device === null ? undefined : await this.ctx.device.openSession(this.entry);
     const memory = this.ctx.strategy.allocateChannel(layout.totalBytes);
     let instance: WorkerInstance;
     try {
@@ -66,9 +69,11 @@ export class ReplicaSupervisor {
         logLevel: this.ctx.logLevel,
         log: this.ctx.log,
         startTimeoutMs: this.entry.startTimeoutMs,
+        ...(device === undefined ? {} : { device: device.boot }),
       });
     } catch (err) {
       memory.close();
+      if (device !== undefined) this.ctx.device!.closeSession(device.session);
       throw err;
     }
     this.memory?.close();
@@ -76,13 +81,16 @@ export class ReplicaSupervisor {
     const keys = instance.capabilities.map((c) => c.key).join(',');
     if (this.expectedKeys !== undefined && keys !== this.expectedKeys) {
       await instance.terminate();
+      if (device !== undefined) this.ctx.device!.closeSession(device.session);
       throw new CaphostError(ErrorCode.WORKER_START_FAILED, `worker ${this.replica.label} came back with capabilities [${keys}] instead of [${this.expectedKeys}]; restart the controller to change a module's capabilities`);
     }
     this.expectedKeys = keys;
     if (this.state === 'stopped') {
       await instance.terminate();
+      if (device !== undefined) this.ctx.device!.closeSession(device.session);
       return instance.capabilities;
     }
+    this.replica.deviceSession = device?.session ?? null;
     this.instance = instance;
     // A malformed completion is treated as a crash of this worker: it is ended and restarted.
     const onCorrupt = (reason: string): void => this.recycle(`it sent a malformed completion (${reason})`);
@@ -108,6 +116,7 @@ export class ReplicaSupervisor {
     } else this.state = 'restarting';
     this.retiredMissed += this.replica.channel?.missedWakeups ?? 0;
     this.ctx.scheduler.replicaDown(this.replica, error);
+    this.endDeviceSession();
     if (this.state === 'restarting') this.scheduleRestart();
   }
 
@@ -143,6 +152,14 @@ export class ReplicaSupervisor {
     this.instance = undefined;
     this.replica.channel?.shutdown();
     if (instance !== undefined) await instance.stop(graceMs);
+    this.endDeviceSession();
     this.memory?.close();
+  }
+
+  /** The worker is gone: its grants end and the buffers it still owned are freed. */
+  private endDeviceSession(): void {
+    const session = this.replica.deviceSession;
+    this.replica.deviceSession = null;
+    if (session !== null) this.ctx.device?.closeSession(session);
   }
 }

@@ -238,24 +238,9 @@ export async function readSafetensors(path: string, options: ReadSafetensorsOpti
   }
   const fh = await open(path, 'r');
   try {
-    const fileSize = (await fh.stat()).size;
-    if (fileSize < 8) throw invalid(path, `file is ${fileSize} bytes, shorter than the 8-byte header length`);
-    const prefix = new Uint8Array(8);
-    await readFully(fh, prefix, 0, path);
-    const n = new DataView(prefix.buffer).getBigUint64(0, true);
-    if (n > BigInt(SAFETENSORS_MAX_HEADER_BYTES)) {
-      throw invalid(path, `header length ${n} exceeds the ${SAFETENSORS_MAX_HEADER_BYTES}-byte limit`);
-    }
-    const headerLength = Number(n);
-    if (8 + headerLength > fileSize) {
-      throw invalid(path, `header length ${headerLength} runs past the end of the ${fileSize}-byte file (truncated?)`);
-    }
-    if (headerLength < 2) throw invalid(path, `header length ${headerLength} is too short for a JSON object`);
-    const headerBytes = new Uint8Array(headerLength);
-    await readFully(fh, headerBytes, 8, path);
-    const bufferLength = fileSize - 8 - headerLength;
-    const header = parseSafetensorsHeader(headerBytes, bufferLength, path);
-
+    const { header, dataStart, fileSize } = await readHeaderFrom(fh, path);
+    const headerLength = dataStart - 8;
+    const bufferLength = fileSize - dataStart;
     // The byte buffer goes into memory of its own, so its offset 0 is aligned whatever N is.
     const buffer = into === 'shared' ? new SharedArrayBuffer(bufferLength) : new ArrayBuffer(bufferLength);
     await readFully(fh, new Uint8Array(buffer), 8 + headerLength, path);
@@ -287,6 +272,45 @@ export async function readSafetensors(path: string, options: ReadSafetensorsOpti
   } finally {
     await fh.close();
   }
+}
+
+/** Where a file's tensors lie, from its header alone (the data is not read). */
+export interface SafetensorsLayout {
+  readonly header: SafetensorsHeader;
+  /** File offset of the byte buffer: tensor offsets are relative to it. */
+  readonly dataStart: number;
+  readonly fileSize: number;
+}
+
+export async function readSafetensorsLayout(path: string): Promise<SafetensorsLayout> {
+  const fh = await open(path, 'r');
+  try {
+    return await readHeaderFrom(fh, path);
+  } finally {
+    await fh.close();
+  }
+}
+
+async function readHeaderFrom(fh: import('node:fs/promises').FileHandle, path: string): Promise<SafetensorsLayout> {
+  const fileSize = (await fh.stat()).size;
+  if (fileSize < 8) throw invalid(path, `file is ${fileSize} bytes, shorter than the 8-byte header length`);
+  const prefix = new Uint8Array(8);
+  await readFully(fh, prefix, 0, path);
+  const n = new DataView(prefix.buffer).getBigUint64(0, true);
+  if (n > BigInt(SAFETENSORS_MAX_HEADER_BYTES)) {
+    throw invalid(path, `header length ${n} exceeds the ${SAFETENSORS_MAX_HEADER_BYTES}-byte limit`);
+  }
+  const headerLength = Number(n);
+  if (8 + headerLength > fileSize) {
+    throw invalid(path, `header length ${headerLength} runs past the end of the ${fileSize}-byte file (truncated?)`);
+  }
+  if (headerLength < 2) throw invalid(path, `header length ${headerLength} is too short for a JSON object`);
+  const headerBytes = new Uint8Array(headerLength);
+  await readFully(fh, headerBytes, 8, path);
+  const bufferLength = fileSize - 8 - headerLength;
+  const header = parseSafetensorsHeader(headerBytes, bufferLength, path);
+
+  return { header, dataStart: 8 + headerLength, fileSize };
 }
 
 async function readFully(fh: import('node:fs/promises').FileHandle, target: Uint8Array, position: number, path: string): Promise<void> {

@@ -1,3 +1,4 @@
+import type { WorkerDeviceBoot } from './execution-strategy.js';
 import type { ChannelConfig } from '../scheduler/ring-layout.js';
 import type { LogLevel } from '../logger.js';
 import type { SandboxPlan, SandboxReport } from './sandbox/apply-sandbox.js';
@@ -14,6 +15,7 @@ export interface WorkerBootData {
   readonly channelConfig: ChannelConfig;
   readonly arena: SharedArrayBuffer | null;
   readonly logLevel: LogLevel;
+  readonly device?: WorkerDeviceBoot;
 }
 
 export interface AdvertisedCapability {

@@ -12,6 +12,14 @@ export interface ChannelMemory {
   close(): void;
 }
 
+/** What a worker needs to reach the controller's device: its session and its weights. */
+export interface WorkerDeviceBoot {
+  readonly session: string;
+  /** 'cpu', or the path of the GPU backend library the controller opened. */
+  readonly backend: string;
+  readonly weights: readonly (readonly [string, { handle: string; byteOffset: number; dtype: string; shape: number[] }])[];
+}
+
 export interface WorkerLaunch {
   readonly module: URL;
   readonly replica: number;
@@ -23,6 +31,7 @@ export interface WorkerLaunch {
   readonly logLevel: LogLevel;
   readonly log: Logger;
   readonly startTimeoutMs: number;
+  readonly device?: WorkerDeviceBoot;
 }
 
 /** A started worker, whatever runs it. */

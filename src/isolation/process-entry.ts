@@ -16,6 +16,7 @@ import { computeLayout } from '../scheduler/ring-layout.js';
 import type { SetupContext } from '../worker/define-worker.js';
 import { loadWorkerModule, type LoadedWorker } from '../worker/load-worker-module.js';
 import { WorkerLoop } from '../worker/worker-loop.js';
+import { WorkerDeviceAccess } from '../worker/worker-device.js';
 // What a worker module imports (caphost/worker): loaded now, so it resolves from the cache later.
 import '../worker/index.js';
 import { CHANNEL_FD, CONTROL_FD, type ProcessBootData, type WorkerToController, advertise } from './control-messages.js';
@@ -99,7 +100,17 @@ async function main(): Promise<void> {
     fail(err, `the sandbox of worker ${boot.label} could not be set up`);
   }
 
-  const setupContext: SetupContext = { log, replica: boot.replica };
+  const resources = new WorkerDeviceAccess(undefined, 'process workers do not reach the device yet: run this worker with strategy "thread", or pass tensors inline ({ data, shape })');
+  const setupContext: SetupContext = {
+    log,
+    replica: boot.replica,
+    get device() {
+      return resources.device;
+    },
+    get weights() {
+      return resources.weights;
+    },
+  };
   let loaded: LoadedWorker;
   try {
     loaded = await loadWorkerModule(new URL(boot.module));
@@ -127,7 +138,9 @@ async function main(): Promise<void> {
       process.exit(0);
     })();
   };
-  new WorkerLoop(buffer, computeLayout(boot.channelConfig), null, loaded.capabilities, log, onStop, wake).start();
+  const loop = new WorkerLoop(buffer, computeLayout(boot.channelConfig), null, loaded.capabilities, log, onStop, wake);
+  loop.resources = resources;
+  loop.start();
 }
 
 main().catch((err: unknown) => {

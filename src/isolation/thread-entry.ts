@@ -7,6 +7,7 @@ import { levelRank, type Logger } from '../logger.js';
 import { computeLayout } from '../scheduler/ring-layout.js';
 import { loadWorkerModule } from '../worker/load-worker-module.js';
 import { WorkerLoop } from '../worker/worker-loop.js';
+import { WorkerDeviceAccess } from '../worker/worker-device.js';
 import { CaphostError, ErrorCode } from '../errors.js';
 import type { SetupContext } from '../worker/define-worker.js';
 import { type WorkerBootData, type WorkerToController, advertise } from './control-messages.js';
@@ -25,7 +26,17 @@ function portLogger(): Logger {
 
 async function main(): Promise<void> {
   const log = portLogger();
-  const setupContext: SetupContext = { log, replica: boot.replica };
+  const resources = new WorkerDeviceAccess(boot.device, 'this controller gave its workers no device session');
+  const setupContext: SetupContext = {
+    log,
+    replica: boot.replica,
+    get device() {
+      return resources.device;
+    },
+    get weights() {
+      return resources.weights;
+    },
+  };
   let loaded;
   try {
     loaded = await loadWorkerModule(new URL(boot.module));
@@ -54,6 +65,7 @@ async function main(): Promise<void> {
       port.close();
     })();
   });
+  loop.resources = resources;
   loop.start();
 }
 

@@ -37,6 +37,7 @@ export class ThreadStrategy implements ExecutionStrategy {
       channelConfig: launch.channelConfig,
       arena: launch.arena,
       logLevel: launch.logLevel,
+      ...(launch.device === undefined ? {} : { device: launch.device }),
     };
     const worker = new Worker(entry, { workerData: boot, resourceLimits: this.resourceLimits, name: `caphost ${launch.label}` });
     const log = launch.log;

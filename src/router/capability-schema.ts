@@ -3,6 +3,8 @@ import { CaphostError, ErrorCode } from '../errors.js';
 import type { UnfinishedWriter } from '../scheduler/payload.js';
 import type { ArenaRef } from '../scheduler/slot-ring.js';
 import { Slot } from '../scheduler/ring-layout.js';
+import { DeviceTensor } from '../device/device-tensor.js';
+import { TENSOR_PROTO, TENSOR_TYPE, fromWireTensor, toWireTensor } from './tensor-field.js';
 
 /** What a worker module declares for one capability: proto source and the two message names. */
 export interface SchemaSource {
@@ -42,11 +44,22 @@ interface BytesField {
   readonly id: number;
 }
 
+interface TensorField {
+  readonly name: string;
+  readonly repeated: boolean;
+}
+
+function offsetNumber(value: unknown): number {
+  // uint64 decodes to a Long when long.js is present.
+  return typeof value === 'object' && value !== null ? (value as { toNumber(): number }).toNumber() : Number(value ?? 0);
+}
+
 /** One compiled message type with the checks and the arena-aware codec the call path needs. */
 export class MessageCodec {
   private readonly bytesFields: readonly BytesField[];
   private readonly fieldNames: ReadonlySet<string>;
   private readonly bytesById: ReadonlyMap<number, string>;
+  private readonly tensorFields: readonly TensorField[];
   private readonly reader = new CopyingReader(EMPTY);
 
   constructor(
@@ -60,14 +73,63 @@ export class MessageCodec {
     this.bytesFields = bytes;
     this.bytesById = new Map(bytes.map((f) => [f.id, f.name]));
     this.fieldNames = new Set(type.fieldsArray.map((f) => f.name));
+    this.tensorFields = type.fieldsArray
+      .filter((f) => f.resolvedType?.fullName === `.${TENSOR_TYPE}` && !f.map)
+      .map((f) => ({ name: f.name, repeated: f.repeated }));
+  }
+
+  /** Whether the message has caphost.Tensor fields (top level). */
+  get hasTensors(): boolean {
+    return this.tensorFields.length > 0;
+  }
+
+  /** The DeviceTensors in a message's tensor fields (what a call grants, what an output hands over). */
+  deviceTensorsOf(message: Record<string, unknown>): DeviceTensor[] {
+    const out: DeviceTensor[] = [];
+    for (const field of this.tensorFields) {
+      const value = message[field.name];
+      if (value instanceof DeviceTensor) out.push(value);
+      else if (field.repeated && Array.isArray(value)) for (const v of value) if (v instanceof DeviceTensor) out.push(v);
+    }
+    return out;
+  }
+
+  /** The message with tensor values replaced by their wire form (a copy; the caller's object is untouched). */
+  private toWire(message: Record<string, unknown>): Record<string, unknown> {
+    let plain = message;
+    for (const field of this.tensorFields) {
+      const value = message[field.name];
+      if (value === undefined || value === null) continue;
+      if (plain === message) plain = { ...message };
+      if (field.repeated) {
+        if (!Array.isArray(value)) throw this.mismatch(`field "${field.name}": must be an array of tensors`, field.name);
+        plain[field.name] = value.map((v, i) => toWireTensor(v, this.label, `${field.name}[${i}]`));
+      } else {
+        plain[field.name] = toWireTensor(value, this.label, field.name);
+      }
+    }
+    return plain;
+  }
+
+  private fromWire(message: Record<string, unknown>): void {
+    for (const field of this.tensorFields) {
+      const value = message[field.name];
+      if (value === undefined || value === null) continue;
+      if (field.repeated) {
+        message[field.name] = (value as Record<string, unknown>[]).map((v, i) => fromWireTensor(wireOf(v), this.label, `${field.name}[${i}]`));
+      } else {
+        message[field.name] = fromWireTensor(wireOf(value as Record<string, unknown>), this.label, field.name);
+      }
+    }
   }
 
   /** Throws SCHEMA_MISMATCH naming the first field that does not fit. */
-  check(message: unknown): void {
-    if (message === null || typeof message !== 'object' || Array.isArray(message)) {
+  check(input: unknown): void {
+    if (input === null || typeof input !== 'object' || Array.isArray(input)) {
       throw this.mismatch(`must be an object with the fields of ${this.type.name}`, undefined);
     }
-    if (message instanceof this.type.ctor) return;
+    if (input instanceof this.type.ctor) return;
+    const message = this.tensorFields.length > 0 ? this.toWire(input as Record<string, unknown>) : input;
     for (const key in message) {
       if (!this.fieldNames.has(key) && (message as Record<string, unknown>)[key] !== undefined) {
         throw this.mismatch(`has field "${key}", which ${this.type.name} does not define`, key);
@@ -94,6 +156,7 @@ export class MessageCodec {
    */
   encode(message: object, arena: ArrayBufferLike | null): { bytes: UnfinishedWriter; refs: ArenaRef[] | null } {
     let refs: ArenaRef[] | null = null;
+    if (this.tensorFields.length > 0) message = this.toWire(message as Record<string, unknown>);
     let plain = message as Record<string, unknown>;
     for (let i = 0; i < this.bytesFields.length; i++) {
       const field = this.bytesFields[i]!;
@@ -131,8 +194,20 @@ export class MessageCodec {
         message[name] = new Uint8Array(arena, ref.offset, ref.length);
       }
     }
+    if (this.tensorFields.length > 0) this.fromWire(message);
     return message;
   }
+}
+
+function wireOf(v: Record<string, unknown>): { dtype: string; shape: number[]; handle?: Uint8Array; byte_offset?: number; rights?: number; data?: Uint8Array } {
+  return {
+    dtype: String(v['dtype'] ?? ''),
+    shape: (v['shape'] as number[] | undefined) ?? [],
+    handle: v['handle'] as Uint8Array | undefined,
+    byte_offset: offsetNumber(v['byte_offset']),
+    rights: v['rights'] as number | undefined,
+    data: v['data'] as Uint8Array | undefined,
+  };
 }
 
 export interface CapabilitySchema {
@@ -156,7 +231,9 @@ function lookup(root: protobuf.Root, name: string, capability: string, role: str
 export function compileSchema(capability: string, source: SchemaSource): CapabilitySchema {
   let root: protobuf.Root;
   try {
-    root = protobuf.parse(source.proto, { keepCase: true }).root;
+    // caphost.Tensor is part of every schema, so a proto may use it with or without its import.
+    root = protobuf.parse(TENSOR_PROTO, { keepCase: true }).root;
+    protobuf.parse(source.proto, root, { keepCase: true });
     root.resolveAll();
   } catch (cause) {
     throw new CaphostError(

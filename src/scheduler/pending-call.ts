@@ -1,4 +1,5 @@
 import type { CaphostError } from '../errors.js';
+import type { DeviceTensor } from '../device/device-tensor.js';
 import type { CapabilityRoute, RouteGroup } from '../router/capability-registry.js';
 import type { Payload } from './payload.js';
 import type { ArenaRef } from './slot-ring.js';
@@ -30,6 +31,12 @@ export class PendingCall {
   queuedAt = 0;
   /** Placed as a member of a batch: its completion counts down its replica's batch. */
   inBatch = false;
+  /** Device tensors in its input: granted to each worker it is placed on, revoked when it settles. */
+  tensors: readonly DeviceTensor[] | null = null;
+  /** Sessions its tensors were granted to. */
+  grantedTo: string[] | null = null;
+  /** Revokes the grants; set by whoever made them. */
+  onSettle: ((call: PendingCall) => void) | undefined;
   /** The outcome counters of its capability request, set when submitted. */
   counters: { submitted: number; ok: number; errors: Record<string, number> } | undefined;
   /** performance.now() at submission and at placement, recorded only while a CallObserver watches. */
@@ -72,6 +79,7 @@ export class PendingCall {
 
   private finish(): void {
     this.state = CallState.SETTLED;
+    if (this.onSettle !== undefined) this.onSettle(this);
     if (this.onAbort !== undefined) {
       this.signal!.removeEventListener('abort', this.onAbort);
       this.onAbort = undefined;

@@ -10,6 +10,8 @@ export class Replica {
   channel: ControllerChannel | null = null;
   /** Index of each capability key in the running worker's own table. */
   capabilityIndex: ReadonlyMap<string, number> = new Map();
+  /** The running worker's session in the device handle table (null: no device access). */
+  deviceSession: string | null = null;
   /** Set when the worker cannot be restarted: its capabilities are unavailable here. */
   failed = false;
   private tickets: (PendingCall | undefined)[] = [];

@@ -12,6 +12,7 @@ import { Replica } from './replica.js';
 import { CancelReason, Status } from './ring-layout.js';
 import type { SlotMessage } from './slot-ring.js';
 import { settlePayload } from './payload.js';
+import type { DeviceTensor } from '../device/device-tensor.js';
 
 export interface SchedulerOptions {
   /** Calls that may wait per capability request before QUEUE_FULL. */
@@ -20,8 +21,18 @@ export interface SchedulerOptions {
   readonly abortGraceMs: number;
   /** The shared arena, for decoding zero-copy references in outputs. */
   readonly arena: SharedArrayBuffer | null;
+  /** Grants and hand-overs of device tensors that travel in calls; absent when no device is open. */
+  readonly tensors?: TensorBroker;
   /** Called when a replica must be recycled (a handler ran past its grace period). */
   readonly recycle: (replica: Replica, reason: string) => void;
+}
+
+/** What the scheduler needs of the device layer to move tensors with calls. */
+export interface TensorBroker {
+  /** Grants a call's input tensors to a worker session (with each tensor's rights); throws a CaphostError. */
+  grant(call: PendingCall, session: string): void;
+  /** The caller takes over the device tensors a worker returned; throws HANDLE_DENIED for one it had no rights on. */
+  adopt(tensors: readonly DeviceTensor[], session: string): void;
 }
 
 export interface CapabilityCounters {
@@ -198,6 +209,7 @@ export class Scheduler {
     if (route === undefined) return false;
     const replica = this.replica(route.provider)!;
     const channel = replica.channel!;
+    if (call.tensors !== null && !this.grantTensors(call, replica)) return true;
     const ticket = replica.takeTicket(call);
     if (ticket < 0) return false;
     const position = channel.nextPosition;
@@ -216,6 +228,21 @@ export class Scheduler {
       this.observer.dispatched(call.group.text, 1);
     }
     return true;
+  }
+
+  /** False when the grant failed and the call was settled with the reason. */
+  private grantTensors(call: PendingCall, replica: Replica): boolean {
+    try {
+      const session = replica.deviceSession;
+      if (session === null || this.options.tensors === undefined) {
+        throw new CaphostError(ErrorCode.DEVICE_UNAVAILABLE, `worker ${replica.label} has no device session, so the tensors of this "${call.group.text}" call cannot be granted to it`);
+      }
+      this.options.tensors.grant(call, session);
+      return true;
+    } catch (err) {
+      this.fail(call, err instanceof CaphostError ? err : new CaphostError(ErrorCode.HANDLE_INVALID, String(err)));
+      return false;
+    }
   }
 
   /** Moves queued calls onto replicas while any has room. */
@@ -259,8 +286,10 @@ export class Scheduler {
         // worker): a process worker could otherwise name any range of it, other callers' buffers included.
         const route = call.route!;
         const arena = route.sharesArena ? this.options.arena : null;
-        if (message.kind === Status.OK) output = route.schema.output.decode(message.bytes, message.start, message.length, message.refs, arena);
-        else error = errorFromRecord(message.bytes.toString('utf8', message.start, message.start + message.length), call.group.text);
+        if (message.kind === Status.OK) {
+          output = route.schema.output.decode(message.bytes, message.start, message.length, message.refs, arena);
+          if (route.schema.output.hasTensors) this.adoptTensors(route.schema.output.deviceTensorsOf(output as Record<string, unknown>), replica);
+        } else error = errorFromRecord(message.bytes.toString('utf8', message.start, message.start + message.length), call.group.text);
       } catch (err) {
         error = err instanceof CaphostError ? err : new CaphostError(ErrorCode.SCHEMA_MISMATCH, `${call.group.text} output could not be decoded: ${(err as Error).message}`);
       }
@@ -275,6 +304,14 @@ export class Scheduler {
     }
     if (this.queued > 0) this.dispatchQueued();
     if (this.batchQueued > 0 && replica.batchLeft === 0) this.dispatchBatches();
+  }
+
+  private adoptTensors(tensors: readonly DeviceTensor[], replica: Replica): void {
+    if (tensors.length === 0) return;
+    if (this.options.tensors === undefined || replica.deviceSession === null) {
+      throw new CaphostError(ErrorCode.HANDLE_DENIED, `worker ${replica.label} returned device tensors but holds no device session`);
+    }
+    this.options.tensors.adopt(tensors, replica.deviceSession);
   }
 
   /** Deadline or cancel: settles the call now and tells its worker, wherever it is. */

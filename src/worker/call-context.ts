@@ -1,5 +1,8 @@
 import type { Logger } from '../logger.js';
 import type { WorkerContext } from './define-worker.js';
+import type { WorkerResources } from './worker-device.js';
+import type { Device } from '../device/device.js';
+import type { DeviceTensor } from '../device/device-tensor.js';
 
 /**
  * The per-call context. Its AbortController is made only when a handler reads `signal`,
@@ -13,7 +16,16 @@ export class CallContext implements WorkerContext {
     readonly capability: string,
     readonly deadline: number | undefined,
     readonly log: Logger,
+    private readonly resources: WorkerResources,
   ) {}
+
+  get device(): Device {
+    return this.resources.device;
+  }
+
+  get weights(): ReadonlyMap<string, DeviceTensor> {
+    return this.resources.weights;
+  }
 
   get signal(): AbortSignal {
     if (this.controller === undefined) {

@@ -2,6 +2,8 @@ import type { Logger } from '../logger.js';
 import { batchPolicyProblem } from '../router/batch-policy.js';
 
 export type { BatchPolicy } from '../router/batch-policy.js';
+import type { Device } from '../device/device.js';
+import type { DeviceTensor } from '../device/device-tensor.js';
 
 /** What a handler sees besides its input. */
 export interface WorkerContext {
@@ -12,6 +14,10 @@ export interface WorkerContext {
   readonly deadline: number | undefined;
   /** The capability being served, `name@major.minor`. */
   readonly capability: string;
+  /** The controller's device, as this worker: granted tensors, its own buffers, command lists. */
+  readonly device: Device;
+  /** The tensors of the entry's `weights` file, granted read-only. */
+  readonly weights: ReadonlyMap<string, DeviceTensor>;
 }
 
 /** What setup and teardown see. */
@@ -19,6 +25,8 @@ export interface SetupContext {
   readonly log: Logger;
   /** Index of this replica among the replicas of its worker entry. */
   readonly replica: number;
+  readonly device: Device;
+  readonly weights: ReadonlyMap<string, DeviceTensor>;
 }
 
 export interface CapabilitySchemaSpec {

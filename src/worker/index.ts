@@ -3,3 +3,9 @@ export type { CapabilityDefinition, CapabilitySchemaSpec, DefinedWorker, SetupCo
 export type { BatchContext, BatchedCapabilityDefinition, BatchPolicy, SingleCapabilityDefinition } from './define-worker.js';
 export { CaphostError, ErrorCode } from '../errors.js';
 export type { Logger } from '../logger.js';
+export { CommandList } from '../device/command-list.js';
+export type { Activation, AttentionOptions, MatmulOptions } from '../device/command-list.js';
+export type { Device } from '../device/device.js';
+export { DeviceTensor } from '../device/device-tensor.js';
+export type { DType, HostArray } from '../device/dtype.js';
+export type { HostTensor, TensorValue } from '../router/tensor-field.js';

@@ -1,3 +1,4 @@
+import { WorkerDeviceAccess, type WorkerResources } from './worker-device.js';
 import { CaphostError, ErrorCode, isErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { CANCEL_ENTRY_BYTES, CancelReason, type ChannelLayout, Status, Word } from '../scheduler/ring-layout.js';
@@ -55,6 +56,8 @@ export class WorkerLoop {
   private parkToken = 0;
   private keepAlive: NodeJS.Timeout | undefined;
   private handled = 0;
+  /** ctx.device and ctx.weights; set by the entry before start(). */
+  resources: WorkerResources = new WorkerDeviceAccess(undefined, 'this worker was started without a device');
 
   constructor(
     buffer: SharedArrayBuffer | ArrayBuffer,
@@ -190,7 +193,7 @@ export class WorkerLoop {
     // Busy time feeds the controller's ring-depth estimate; a sample of calls is enough.
     const started = (++this.handled & 7) === 0 ? performance.now() : 0;
     let result: unknown;
-    const ctx = new CallContext(cap!.key, deadline, this.log);
+    const ctx = new CallContext(cap!.key, deadline, this.log, this.resources);
     try {
       let input;
       try {
