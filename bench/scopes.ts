@@ -24,6 +24,11 @@ export const SCOPES: Record<string, Scope> = {
     inDefault: false,
     run: async (ctx) => (await import('./process/suite.js')).runProcess(ctx),
   },
+  device: {
+    description: 'CPU device backend: GEMM GFLOP/s vs onnxruntime-node MatMul (1 and 2 threads), per-op latency, submission overhead, buffer hand-off',
+    inDefault: false,
+    run: async (ctx) => (await import('./device/suite.js')).runDevice(ctx),
+  },
 };
 
 export function defaultScopes(): string[] {

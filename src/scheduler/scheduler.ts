@@ -175,6 +175,8 @@ export class Scheduler {
       const call = calls.pop();
       if (call === undefined) break;
       this.batchQueued--;
+      // A call whose tensors cannot be granted is settled with the reason and leaves the batch.
+      if (call.tensors !== null && !this.grantTensors(call, replica)) continue;
       const ticket = replica.takeTicket(call);
       if (ticket < 0) {
         calls.push(call);

@@ -1,5 +1,8 @@
 import type { Logger } from '../logger.js';
 import type { BatchContext } from './define-worker.js';
+import type { WorkerResources } from './worker-device.js';
+import type { Device } from '../device/device.js';
+import type { DeviceTensor } from '../device/device-tensor.js';
 
 /** One call of a running batch: its entry in the worker loop's table of cancellable calls. */
 export class BatchMember {
@@ -39,7 +42,16 @@ export class BatchCall implements BatchContext {
     readonly log: Logger,
     /** Writes the error completion of a member answered early. */
     private readonly answerEarly: (member: BatchMember, reason: Error) => void,
+    private readonly resources: WorkerResources,
   ) {}
+
+  get device(): Device {
+    return this.resources.device;
+  }
+
+  get weights(): ReadonlyMap<string, DeviceTensor> {
+    return this.resources.weights;
+  }
 
   add(ticket: number, position: number, deadline: number | undefined): BatchMember {
     const member = new BatchMember(this, ticket, position, deadline);

@@ -233,7 +233,7 @@ export class WorkerLoop {
    */
   private handleBatch(position: number, msg: SlotMessage, cap: LoadedCapability): void {
     const count = msg.batch > 1 ? msg.batch : 1;
-    const batch = new BatchCall(cap.key, this.log, this.answerEarly);
+    const batch = new BatchCall(cap.key, this.log, this.answerEarly, this.resources);
     const inputs: unknown[] = [];
     const kind = msg.kind;
     for (let i = 0; i < count; i++) {
