@@ -266,6 +266,15 @@ Napi::Value View(const Napi::CallbackInfo& info) {
   });
 }
 
+// Whether session holds `rights` on handle (throws the reason otherwise): lets a cached view
+// be reused with the same checks a fresh one gets, without telling V8 about its memory again.
+Napi::Value Check(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    BufferRef b = resolve(argString(info, 0, "session"), argString(info, 1, "handle"), argRights(info, 2), "view");
+    return Napi::Number::New(info.Env(), static_cast<double>(b->bytes));
+  });
+}
+
 Napi::Value ShareFd(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     const int rights = argRights(info, 2);
@@ -370,6 +379,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("grant", Napi::Function::New(env, Grant));
   exports.Set("revoke", Napi::Function::New(env, Revoke));
   exports.Set("view", Napi::Function::New(env, View));
+  exports.Set("check", Napi::Function::New(env, Check));
   exports.Set("shareFd", Napi::Function::New(env, ShareFd));
   exports.Set("write", Napi::Function::New(env, Write));
   exports.Set("read", Napi::Function::New(env, Read));

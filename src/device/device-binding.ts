@@ -44,6 +44,8 @@ export interface DeviceBinding {
   grant(session: string, handle: string, to: string, rights: RightsBits): void;
   revoke(session: string, handle: string, from: string): void;
   view(session: string, handle: string, rights: RightsBits): ArrayBuffer;
+  /** The buffer's size if session holds rights on it; throws HANDLE_DENIED / HANDLE_INVALID otherwise. */
+  check(session: string, handle: string, rights: RightsBits): number;
   shareFd(session: string, handle: string, rights: RightsBits): { fd: number; bytes: number };
   write(session: string, handle: string, byteOffset: number, source: ArrayBufferView, sync?: boolean): Promise<void> | undefined;
   read(session: string, handle: string, byteOffset: number, target: ArrayBufferView, sync?: boolean): Promise<void> | undefined;

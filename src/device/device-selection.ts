@@ -1,7 +1,7 @@
 /**
  * Which backend the controller drives: `device: 'auto' | 'cpu' | 'cuda' | 'metal'`. GPU
- * backends are libraries beside the addons (build/cuda/libcaphost_cuda.so,
- * build/metal/libcaphost_metal.dylib), loaded on demand so that caphost installs and runs
+ * backends are libraries built beside the addons (build-cuda/libcaphost_cuda.so by
+ * npm run build:cuda; build-metal/libcaphost_metal.dylib on macOS), loaded on demand so that caphost installs and runs
  * where no GPU toolkit exists. A GPU library is first opened in a throwaway child process: a
  * broken driver that would crash the process it loads in takes the probe down, not the
  * controller. 'auto' walks cuda, metal, then cpu, and keeps the reason each one was passed over.
@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CaphostError, ErrorCode } from '../errors.js';
+import { cudaBuildPaths } from './backend-probe.js';
 import { loadDeviceBinding, packageRoot, type DeviceBinding, type NativeBackendInfo } from './device-binding.js';
 
 export type DeviceKind = 'auto' | 'cpu' | 'cuda' | 'metal';
@@ -30,7 +31,7 @@ const PROBE_TIMEOUT_MS = 20_000;
 export function backendLibraryPath(kind: 'cuda' | 'metal'): string {
   const override = process.env[kind === 'cuda' ? 'CAPHOST_CUDA_LIBRARY' : 'CAPHOST_METAL_LIBRARY'];
   if (override !== undefined && override !== '') return override;
-  return kind === 'cuda' ? join(packageRoot(), 'build', 'cuda', 'libcaphost_cuda.so') : join(packageRoot(), 'build', 'metal', 'libcaphost_metal.dylib');
+  return kind === 'cuda' ? cudaBuildPaths().library : join(packageRoot(), 'build-metal', 'libcaphost_metal.dylib');
 }
 
 /** Opens the library in a child first; returns null when it is usable, else the reason. */

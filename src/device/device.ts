@@ -34,6 +34,11 @@ export class LoadedWeights extends Map<string, DeviceTensor> {
 
 const SAFETENSORS_TO_DTYPE: Partial<Record<SafetensorsDtype, DType>> = { F32: 'f32', F16: 'f16', BF16: 'bf16', I32: 'i32', U8: 'u8', BOOL: 'u8' };
 
+/** Views of buffers this large are kept (smaller ones cost V8 nothing to make again). */
+const CACHE_VIEWS_FROM = 1 << 20;
+/** Bytes of live buffers a Device keeps views of; the oldest view goes first. */
+const MAX_CACHED_VIEW_BYTES = 2 ** 31;
+
 export function rightsBits(rights: Rights): RightsBits {
   return rights === 'rw' ? 3 : 1;
 }
@@ -45,6 +50,14 @@ export class Device {
   readonly #index: number;
   readonly #blocking: boolean;
   readonly description: DeviceDescription;
+  /**
+   * Views of large buffers, by handle. V8 counts an external buffer's bytes towards its GC
+   * heuristics each time one is made, so a fresh 64 MiB view per call of the same buffer
+   * would cost a collection per call; a kept one is re-checked against the handle table on
+   * every use instead, and dropped once its buffer is freed.
+   */
+  readonly #views = new Map<string, ArrayBuffer>();
+  #viewBytes = 0;
 
   /**
    * @param blocking run command lists and copies on the calling thread: right for a worker
@@ -124,7 +137,7 @@ export class Device {
    * here but not prevented by the array itself, so a thread worker must respect its rights.
    */
   view<D extends DType>(t: DeviceTensor & { dtype: D }, rights: Rights = t.rights): HostArrayOf[D] {
-    const buffer = this.#native(() => this.#binding.view(this.#session, t.handle, rightsBits(rights)));
+    const buffer = this.#viewOf(t.handle, rightsBits(rights));
     if (t.byteOffset + t.byteLength > buffer.byteLength) {
       throw new CaphostError(ErrorCode.HANDLE_INVALID, `view: the tensor reaches byte ${t.byteOffset + t.byteLength}, beyond its buffer's ${buffer.byteLength}`);
     }
@@ -134,7 +147,44 @@ export class Device {
   /** Ends the buffer's use at once (its handle turns HANDLE_INVALID everywhere). */
   free(t: DeviceTensor | string): void {
     const handle = typeof t === 'string' ? t : t.handle;
+    this.#dropView(handle);
     this.#native(() => this.#binding.free(this.#session, handle));
+  }
+
+  #viewOf(handle: string, rights: RightsBits): ArrayBuffer {
+    const cached = this.#views.get(handle);
+    if (cached !== undefined) {
+      try {
+        this.#binding.check(this.#session, handle, rights);
+        return cached;
+      } catch (err) {
+        // Freed elsewhere, or a grant that ended: the view goes, and the reason with it.
+        if ((err as { code?: string }).code === 'HANDLE_INVALID') this.#dropView(handle);
+        throw toCaphostError(err);
+      }
+    }
+    const buffer = this.#native(() => this.#binding.view(this.#session, handle, rights));
+    if (buffer.byteLength >= CACHE_VIEWS_FROM) {
+      // A kept view holds its buffer's memory: first let go of views whose buffers were freed.
+      for (const h of [...this.#views.keys()]) {
+        try {
+          this.#binding.check(this.#session, h, 1);
+        } catch {
+          this.#dropView(h);
+        }
+      }
+      while (this.#views.size > 0 && this.#viewBytes + buffer.byteLength > MAX_CACHED_VIEW_BYTES) this.#dropView(this.#views.keys().next().value!);
+      this.#views.set(handle, buffer);
+      this.#viewBytes += buffer.byteLength;
+    }
+    return buffer;
+  }
+
+  #dropView(handle: string): void {
+    const buffer = this.#views.get(handle);
+    if (buffer === undefined) return;
+    this.#views.delete(handle);
+    this.#viewBytes -= buffer.byteLength;
   }
 
   /** Runs the ops in order; resolves when they are done, rejects with the first failure. */
