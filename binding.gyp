@@ -5,6 +5,7 @@
       "sources": [
         "native/core/addon.cc",
         "native/core/shared_memory.cc",
+        "native/core/fd_passing.cc",
         "native/core/futex.cc",
         "native/core/sandbox.cc",
         "native/core/landlock.cc",

@@ -2,6 +2,7 @@
 #include <dlfcn.h>
 #include <napi.h>
 
+#include "fd_passing.h"
 #include "futex.h"
 #include "sandbox.h"
 #include "shared_memory.h"
@@ -43,6 +44,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   PinLibrary();
   exports.Set("abiVersion", Napi::Number::New(env, 1));
   caphost::RegisterSharedMemory(env, exports);
+  caphost::RegisterFdPassing(env, exports);
   caphost::RegisterFutex(env, exports);
   caphost::RegisterSeccomp(env, exports);
   caphost::RegisterLandlock(env, exports);

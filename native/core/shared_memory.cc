@@ -66,8 +66,8 @@ int CreateAnonymousFd(const std::string& name, size_t size) {
 #endif
 }
 
-Napi::ArrayBuffer MapFd(Napi::Env env, int fd, size_t size) {
-  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+Napi::ArrayBuffer MapFd(Napi::Env env, int fd, size_t size, bool readOnly = false) {
+  void* p = mmap(nullptr, size, readOnly ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) throw SysError("mmap", "cannot map shared memory");
   return Napi::ArrayBuffer::New(
       env, p, size, [](Napi::Env, void* data, size_t* len) {
@@ -111,7 +111,10 @@ Napi::Value MapSharedMemory(const Napi::CallbackInfo& info) {
       throw InvalidArgument("fd " + std::to_string(fd) + " holds " +
                             std::to_string(st.st_size) + " bytes, fewer than byteLength " +
                             std::to_string(size));
-    return MapFd(info.Env(), fd, size);
+    // readOnly: the fd may be open for reading only (a read grant); a write through the
+    // mapping faults in this process, which is what a read grant means.
+    const bool readOnly = info.Length() > 2 && info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
+    return MapFd(info.Env(), fd, size, readOnly);
   });
 }
 

@@ -8,6 +8,7 @@ import type { Replica } from '../scheduler/replica.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import type { ResolvedWorkerEntry, RestartPolicy } from './controller-options.js';
 import type { DeviceOwner } from './device-owner.js';
+import { deviceRequestHandler } from './device-requests.js';
 
 export type ReplicaState = 'starting' | 'running' | 'restarting' | 'failed' | 'stopped';
 
@@ -69,7 +70,13 @@ export class ReplicaSupervisor {
         logLevel: this.ctx.logLevel,
         log: this.ctx.log,
         startTimeoutMs: this.entry.startTimeoutMs,
-        ...(device === undefined ? {} : { device: device.boot }),
+        ...(device === undefined
+          ? {}
+          : {
+              device: device.boot,
+              deviceRequests: deviceRequestHandler(this.ctx.device!.device, device.session),
+              deviceInfo: { hostVisible: this.ctx.device!.device.hostVisible, name: this.ctx.device!.device.description.name },
+            }),
       });
     } catch (err) {
       memory.close();

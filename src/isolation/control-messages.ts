@@ -1,4 +1,5 @@
 import type { WorkerDeviceBoot } from './execution-strategy.js';
+import type { ProcessDeviceBoot } from './device-messages.js';
 import type { ChannelConfig } from '../scheduler/ring-layout.js';
 import type { LogLevel } from '../logger.js';
 import type { SandboxPlan, SandboxReport } from './sandbox/apply-sandbox.js';
@@ -46,6 +47,7 @@ export interface ProcessBootData {
   readonly logLevel: LogLevel;
   readonly scratchDir: string;
   readonly sandbox: SandboxPlan;
+  readonly device?: ProcessDeviceBoot;
 }
 
 /** The child's end of the control pipe: one JSON WorkerToController message per line. */

@@ -1,3 +1,4 @@
+import type { DeviceRequestHandler } from './device-messages.js';
 import type { CaphostError } from '../errors.js';
 import type { Logger, LogLevel } from '../logger.js';
 import type { ChannelConfig } from '../scheduler/ring-layout.js';
@@ -32,6 +33,10 @@ export interface WorkerLaunch {
   readonly log: Logger;
   readonly startTimeoutMs: number;
   readonly device?: WorkerDeviceBoot;
+  /** Serves a process worker's device requests as its session (thread workers call the table directly). */
+  readonly deviceRequests?: DeviceRequestHandler;
+  /** The controller's device, described for a process worker. */
+  readonly deviceInfo?: { readonly hostVisible: boolean; readonly name: string };
 }
 
 /** A started worker, whatever runs it. */

@@ -17,6 +17,8 @@ import type { SetupContext } from '../worker/define-worker.js';
 import { loadWorkerModule, type LoadedWorker } from '../worker/load-worker-module.js';
 import { WorkerLoop } from '../worker/worker-loop.js';
 import { WorkerDeviceAccess } from '../worker/worker-device.js';
+import { RemoteDevice } from '../worker/remote-device.js';
+import { DEVICE_FD, type DeviceReply, type DeviceRequest } from './device-messages.js';
 // What a worker module imports (caphost/worker): loaded now, so it resolves from the cache later.
 import '../worker/index.js';
 import { CHANNEL_FD, CONTROL_FD, type ProcessBootData, type WorkerToController, advertise } from './control-messages.js';
@@ -34,7 +36,7 @@ const PARENT_CHECK_MS = 1000;
  * Writes one control message, synchronously: it goes out even while the worker loop holds the
  * event loop (a sync handler's log line), and a 'failed' is out before the process exits.
  */
-function send(message: WorkerToController): void {
+function send(message: WorkerToController | DeviceRequest): void {
   let line: string;
   try {
     line = `${JSON.stringify(message)}\n`;
@@ -50,6 +52,23 @@ function send(message: WorkerToController): void {
       if ((err as NodeJS.ErrnoException).code === 'EAGAIN') continue;
       process.exit(EXIT_ORPHANED); // EPIPE: the controller is gone
     }
+  }
+}
+
+/** One device request: up the control pipe, then wait for the reply on the device socket. */
+function askController(request: DeviceRequest): { reply: DeviceReply; fd: number } {
+  send(request);
+  const { bytes, fd } = loadCoreBinding().recvMessage(DEVICE_FD);
+  return { reply: JSON.parse(bytes.toString('utf8')) as DeviceReply, fd };
+}
+
+/** Maps a granted buffer's descriptor (read-only for a read grant) and lets the descriptor go. */
+function mapGranted(fd: number, bytes: number, readOnly: boolean): ArrayBuffer {
+  const core = loadCoreBinding();
+  try {
+    return core.mapSharedMemory(fd, bytes, readOnly);
+  } finally {
+    core.closeFd(fd);
   }
 }
 
@@ -100,7 +119,11 @@ async function main(): Promise<void> {
     fail(err, `the sandbox of worker ${boot.label} could not be set up`);
   }
 
-  const resources = new WorkerDeviceAccess(undefined, 'process workers do not reach the device yet: run this worker with strategy "thread", or pass tensors inline ({ data, shape })');
+  const deviceBoot = boot.device;
+  const resources =
+    deviceBoot === undefined
+      ? new WorkerDeviceAccess(undefined, [], 'this controller gave its workers no device')
+      : new WorkerDeviceAccess(() => new RemoteDevice(deviceBoot, askController, (fd, bytes, readOnly) => mapGranted(fd, bytes, readOnly)), deviceBoot.weights, '');
   const setupContext: SetupContext = {
     log,
     replica: boot.replica,

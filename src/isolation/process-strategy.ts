@@ -22,6 +22,7 @@ import type { Readable } from 'node:stream';
 import type { ResourceLimits } from 'node:worker_threads';
 import { CaphostError, ErrorCode, isErrorCode } from '../errors.js';
 import { loadCoreBinding } from '../native/core-binding.js';
+import { DEVICE_FD, isDeviceRequestShape, parseDeviceRequest } from './device-messages.js';
 import { CHANNEL_FD, CONTROL_FD, parseChildMessage, type AdvertisedCapability, type ProcessBootData } from './control-messages.js';
 import type { ChannelMemory, ExecutionStrategy, WorkerInstance, WorkerLaunch } from './execution-strategy.js';
 import { futexWake } from './futex-wake.js';
@@ -74,19 +75,24 @@ export class ProcessStrategy implements ExecutionStrategy {
     if (record === undefined || !record.open) throw new TypeError('a process worker needs channel memory from this strategy’s allocateChannel()');
     for (const gap of sandboxGaps(this.#profile, this.#support)) launch.log.warn(`${launch.label}: ${gap}`);
     const scratch = await realpath(await mkdtemp(path.join(tmpdir(), 'caphost-worker-')));
+    const core = loadCoreBinding();
+    // The device socket: requests go up the control pipe, replies (and buffer descriptors) come down here.
+    const devicePair = launch.device !== undefined && launch.deviceRequests !== undefined ? core.socketPair() : undefined;
     let child: ChildProcess;
     try {
-      child = this.#spawn(launch, scratch, channel.byteLength, record.fd);
+      child = this.#spawn(launch, scratch, channel.byteLength, record.fd, devicePair?.[1]);
     } catch (err) {
+      if (devicePair !== undefined) for (const fd of devicePair) core.closeFd(fd);
       await rm(scratch, { recursive: true, force: true });
       throw err;
     }
     // The child holds its own copy of the fd now; the controller needs only the mapping.
     closeRecord(record);
-    return supervise(child, launch, scratch, this.#profile.name, this.#limits);
+    if (devicePair !== undefined) core.closeFd(devicePair[1]);
+    return supervise(child, launch, scratch, this.#profile.name, this.#limits, devicePair?.[0]);
   }
 
-  #spawn(launch: WorkerLaunch, scratch: string, channelBytes: number, fd: number): ChildProcess {
+  #spawn(launch: WorkerLaunch, scratch: string, channelBytes: number, fd: number, deviceFd: number | undefined): ChildProcess {
     // Resolved paths: Seatbelt matches them literally (Landlock resolves by itself).
     const nodeBinary = resolved(process.execPath);
     const moduleDir = resolved(path.dirname(fileURLToPath(launch.module)));
@@ -98,6 +104,9 @@ export class ProcessStrategy implements ExecutionStrategy {
       channelConfig: launch.channelConfig,
       logLevel: launch.logLevel,
       scratchDir: scratch,
+      ...(deviceFd === undefined || launch.device === undefined
+        ? {}
+        : { device: { backend: launch.device.backend === 'cpu' ? 'cpu' : 'gpu', hostVisible: launch.deviceInfo?.hostVisible ?? false, name: launch.deviceInfo?.name ?? '', weights: launch.device.weights } }),
       sandbox: planSandbox({ profile: this.#profile, support: this.#support, scratchDir: scratch, moduleDir, nodeBinary, sigusr1Disabled: SIGUSR1_DISABLED }),
     };
     const args = [...childNodeFlags(this.#limits), ENTRY, JSON.stringify(boot)];
@@ -106,6 +115,7 @@ export class ProcessStrategy implements ExecutionStrategy {
     const stdio: ('ignore' | 'pipe' | number)[] = ['ignore', 'pipe', 'pipe'];
     stdio[CONTROL_FD] = 'pipe';
     stdio[CHANNEL_FD] = fd;
+    if (deviceFd !== undefined) stdio[DEVICE_FD] = deviceFd;
     return spawn(command, argv, { stdio, env: childEnv(scratch), cwd: scratch });
   }
 }
@@ -139,6 +149,41 @@ function resolved(p: string): string {
   }
 }
 
+/**
+ * Answers a child's device requests in order (the child waits for each reply). A malformed
+ * request, or one sent when no device was given, ends the child: it is not speaking the protocol.
+ */
+function serveDevice(fd: number, launch: WorkerLaunch, kill: () => void): { request(value: Record<string, unknown>): void; close(): void } {
+  const core = loadCoreBinding();
+  let open = true;
+  let chain = Promise.resolve();
+  return {
+    request(value) {
+      const request = parseDeviceRequest(value);
+      if (request === undefined || launch.deviceRequests === undefined) {
+        launch.log.error(`worker ${launch.label} sent a malformed device request; ending it`);
+        kill();
+        return;
+      }
+      chain = chain.then(async () => {
+        const { reply, fd: pass } = await launch.deviceRequests!(request);
+        try {
+          if (open) core.sendMessage(fd, Buffer.from(JSON.stringify(reply)), pass ?? -1);
+        } catch (err) {
+          launch.log.warn(`worker ${launch.label}: device reply not delivered: ${(err as Error).message}`);
+        } finally {
+          if (pass !== undefined) core.closeFd(pass);
+        }
+      });
+    },
+    close() {
+      if (!open) return;
+      open = false;
+      void chain.then(() => core.closeFd(fd));
+    },
+  };
+}
+
 function closeRecord(record: { fd: number; open: boolean }): void {
   if (!record.open) return;
   record.open = false;
@@ -146,8 +191,10 @@ function closeRecord(record: { fd: number; open: boolean }): void {
 }
 
 /** Watches one child from spawn to exit: its start, its control messages, its output and its end. */
-async function supervise(child: ChildProcess, launch: WorkerLaunch, scratch: string, profile: string, limits: ResourceLimits | undefined): Promise<WorkerInstance> {
+async function supervise(child: ChildProcess, launch: WorkerLaunch, scratch: string, profile: string, limits: ResourceLimits | undefined, deviceFd: number | undefined): Promise<WorkerInstance> {
   const { log, label } = launch;
+  const device = deviceFd === undefined ? undefined : serveDevice(deviceFd, launch, () => child.kill('SIGKILL'));
+  if (device !== undefined) child.once('exit', () => device.close());
   let stopped = false;
   let exitListener: ((error: CaphostError) => void) | undefined;
   let startFailure: ((error: CaphostError) => void) | undefined;
@@ -195,7 +242,12 @@ async function supervise(child: ChildProcess, launch: WorkerLaunch, scratch: str
     splitLines(child.stdio[CONTROL_FD] as Readable | null, MAX_CONTROL_LINE, (line, whole) => {
       let message;
       try {
-        message = whole ? parseChildMessage(JSON.parse(line)) : undefined;
+        const value: unknown = whole ? JSON.parse(line) : undefined;
+        if (isDeviceRequestShape(value)) {
+          device?.request(value);
+          return;
+        }
+        message = parseChildMessage(value);
       } catch {
         message = undefined;
       }

@@ -26,7 +26,7 @@ function portLogger(): Logger {
 
 async function main(): Promise<void> {
   const log = portLogger();
-  const resources = new WorkerDeviceAccess(boot.device, 'this controller gave its workers no device session');
+  const resources = WorkerDeviceAccess.forThread(boot.device, 'this controller gave its workers no device session');
   const setupContext: SetupContext = {
     log,
     replica: boot.replica,

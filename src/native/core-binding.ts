@@ -81,7 +81,14 @@ export interface CoreBinding {
   /** A memfd (Linux) or unlinked shm object (macOS) of byteLength bytes, size-sealed. */
   createSharedMemory(byteLength: number, name?: string): SharedMemory;
   /** Maps an inherited fd; refuses byteLength beyond the object's size. */
-  mapSharedMemory(fd: number, byteLength: number): ArrayBuffer;
+  /** readOnly maps PROT_READ (an fd opened read-only cannot be mapped writable). */
+  mapSharedMemory(fd: number, byteLength: number, readOnly?: boolean): ArrayBuffer;
+  /** A connected AF_UNIX SOCK_SEQPACKET pair (close-on-exec). */
+  socketPair(): [number, number];
+  /** One message (1 B to 1 MiB), optionally carrying a descriptor (SCM_RIGHTS); blocks. */
+  sendMessage(fd: number, bytes: Uint8Array, passFd?: number): void;
+  /** Blocks for one message; fd is -1 unless one came with it. */
+  recvMessage(fd: number): { bytes: Buffer; fd: number };
   closeFd(fd: number): void;
   clearCloexec(fd: number): void;
   /**
@@ -162,6 +169,9 @@ function wrap(raw: CoreBinding): CoreBinding {
     abiVersion: raw.abiVersion,
     createSharedMemory: sync(raw.createSharedMemory),
     mapSharedMemory: sync(raw.mapSharedMemory),
+    socketPair: sync(raw.socketPair),
+    sendMessage: sync(raw.sendMessage),
+    recvMessage: sync(raw.recvMessage),
     closeFd: sync(raw.closeFd),
     clearCloexec: sync(raw.clearCloexec),
     futexWait: sync(raw.futexWait),

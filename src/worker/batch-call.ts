@@ -1,7 +1,7 @@
 import type { Logger } from '../logger.js';
 import type { BatchContext } from './define-worker.js';
 import type { WorkerResources } from './worker-device.js';
-import type { Device } from '../device/device.js';
+import type { WorkerDevice } from './worker-device.js';
 import type { DeviceTensor } from '../device/device-tensor.js';
 
 /** One call of a running batch: its entry in the worker loop's table of cancellable calls. */
@@ -45,7 +45,7 @@ export class BatchCall implements BatchContext {
     private readonly resources: WorkerResources,
   ) {}
 
-  get device(): Device {
+  get device(): WorkerDevice {
     return this.resources.device;
   }
 

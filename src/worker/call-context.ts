@@ -1,7 +1,7 @@
 import type { Logger } from '../logger.js';
 import type { WorkerContext } from './define-worker.js';
 import type { WorkerResources } from './worker-device.js';
-import type { Device } from '../device/device.js';
+import type { WorkerDevice } from './worker-device.js';
 import type { DeviceTensor } from '../device/device-tensor.js';
 
 /**
@@ -19,7 +19,7 @@ export class CallContext implements WorkerContext {
     private readonly resources: WorkerResources,
   ) {}
 
-  get device(): Device {
+  get device(): WorkerDevice {
     return this.resources.device;
   }
 

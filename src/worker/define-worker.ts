@@ -2,7 +2,7 @@ import type { Logger } from '../logger.js';
 import { batchPolicyProblem } from '../router/batch-policy.js';
 
 export type { BatchPolicy } from '../router/batch-policy.js';
-import type { Device } from '../device/device.js';
+import type { WorkerDevice } from './worker-device.js';
 import type { DeviceTensor } from '../device/device-tensor.js';
 
 /** What a handler sees besides its input. */
@@ -15,7 +15,7 @@ export interface WorkerContext {
   /** The capability being served, `name@major.minor`. */
   readonly capability: string;
   /** The controller's device, as this worker: granted tensors, its own buffers, command lists. */
-  readonly device: Device;
+  readonly device: WorkerDevice;
   /** The tensors of the entry's `weights` file, granted read-only. */
   readonly weights: ReadonlyMap<string, DeviceTensor>;
 }
@@ -25,7 +25,7 @@ export interface SetupContext {
   readonly log: Logger;
   /** Index of this replica among the replicas of its worker entry. */
   readonly replica: number;
-  readonly device: Device;
+  readonly device: WorkerDevice;
   readonly weights: ReadonlyMap<string, DeviceTensor>;
 }
 

@@ -6,6 +6,7 @@ export type { Logger } from '../logger.js';
 export { CommandList } from '../device/command-list.js';
 export type { Activation, AttentionOptions, MatmulOptions } from '../device/command-list.js';
 export type { Device } from '../device/device.js';
+export type { WorkerDevice } from './worker-device.js';
 export { DeviceTensor } from '../device/device-tensor.js';
 export type { DType, HostArray } from '../device/dtype.js';
 export type { HostTensor, TensorValue } from '../router/tensor-field.js';

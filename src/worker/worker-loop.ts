@@ -57,7 +57,7 @@ export class WorkerLoop {
   private keepAlive: NodeJS.Timeout | undefined;
   private handled = 0;
   /** ctx.device and ctx.weights; set by the entry before start(). */
-  resources: WorkerResources = new WorkerDeviceAccess(undefined, 'this worker was started without a device');
+  resources: WorkerResources = new WorkerDeviceAccess(undefined, [], 'this worker was started without a device');
 
   constructor(
     buffer: SharedArrayBuffer | ArrayBuffer,
