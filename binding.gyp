@@ -25,6 +25,7 @@
       "target_name": "caphost_cpu",
       "sources": [
         "native/cpu/addon.cc",
+        "native/cpu/fma_peak.cc",
         "native/cpu/gemm.cc",
         "native/cpu/thread_pool.cc",
         "native/cpu/kernels_x86.cc",

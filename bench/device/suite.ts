@@ -8,6 +8,7 @@
 import { CommandList } from '../../src/device/command-list.js';
 import { Device } from '../../src/device/device.js';
 import { loadDeviceBinding } from '../../src/device/device-binding.js';
+import { loadCpuBinding } from '../../src/device/cpu-binding.js';
 import type { DeviceTensor } from '../../src/device/device-tensor.js';
 import { summarize } from '../stats.js';
 import { addFigure, newSuite, type Metric, type RunContext, type SuiteResult, type Target } from '../suite.js';
@@ -33,6 +34,9 @@ const OPS = ['add', 'gelu', 'softmax', 'layerNorm', 'attention', 'meanPool', 'l2
 const METRICS: Metric[] = [
   ...gemmMetrics(),
   ...OPS.map((op): Metric => ({ key: `op.${op}`, label: `${op}, one op per list (BERT-small shapes)`, unit: 'µs', better: 'lower' })),
+  { key: 'fma.peak.t1', label: 'register-only FMA loop, 1 thread (the GEMM ceiling)', unit: 'GFLOP/s', better: 'higher' },
+  { key: 'gemm.1024³.t1.ofPeak', label: 'GEMM 1024³ 1 thread as a share of the FMA loop', unit: '%', better: 'higher' },
+  { key: 'gemm.2048³.t1.ofPeak', label: 'GEMM 2048³ 1 thread as a share of the FMA loop', unit: '%', better: 'higher' },
   { key: 'submit.empty', label: 'submission of a 1-op list (relu on 16 floats), awaited', unit: 'µs', better: 'lower' },
   { key: 'submit.sync', label: 'submission of a 1-op list, blocking (worker thread path)', unit: 'µs', better: 'lower' },
   { key: 'handoff.4KiB', label: 'granted buffer to a thread worker, 4 KiB, p50 call', unit: 'µs', better: 'lower' },
@@ -40,9 +44,9 @@ const METRICS: Metric[] = [
 ];
 
 const TARGETS: Target[] = [
-  // 80% of the ~116 GFLOP/s a register-only FMA loop sustains per Zen 4 core (the issue's figure).
-  { metric: 'gemm.1024³.t1', subject: 'caphost', op: '>=', threshold: 92.8 },
-  { metric: 'gemm.2048³.t1', subject: 'caphost', op: '>=', threshold: 92.8 },
+  // ≥ 80% of the register-only FMA loop measured in the same run (the issue put it at ~116 GFLOP/s per Zen 4 core).
+  { metric: 'gemm.1024³.t1.ofPeak', subject: 'caphost', op: '>=', threshold: 80 },
+  { metric: 'gemm.2048³.t1.ofPeak', subject: 'caphost', op: '>=', threshold: 80 },
   ...SHAPES.flatMap((s) => THREADS.map((t): Target => ({ metric: `gemm.${s.name}.t${t}`, subject: 'caphost', op: '>=', threshold: 1, against: 'onnxruntime' }))),
 ];
 
@@ -88,6 +92,9 @@ export async function runDevice(ctx: RunContext): Promise<SuiteResult> {
     suite.notes.push(`onnxruntime-node not measured: ${(err as Error).message}`);
   }
 
+  const peak = loadCpuBinding().fmaPeak(ctx.quick ? 0.2 : 1);
+  addFigure(suite, 'fma.peak.t1', 'caphost', peak.gflops, { isa: peak.isa });
+  ctx.log(`FMA loop (${peak.isa}), 1 thread: ${peak.gflops.toFixed(1)} GFLOP/s`);
   for (const s of SHAPES) {
     if (ctx.quick && s.m >= 2048) continue;
     const flops = 2 * s.m * s.n * s.k;
@@ -99,6 +106,7 @@ export async function runDevice(ctx: RunContext): Promise<SuiteResult> {
       binding.setCpuThreads(t);
       const secs = bestSeconds(() => dev.runSync(list), reps);
       addFigure(suite, `gemm.${s.name}.t${t}`, 'caphost', flops / secs / 1e9);
+      if (t === 1 && (s.name === '1024³' || s.name === '2048³')) addFigure(suite, `gemm.${s.name}.t1.ofPeak`, 'caphost', (100 * flops) / secs / 1e9 / peak.gflops);
       ctx.log(`gemm ${s.name} t${t}: caphost ${(flops / secs / 1e9).toFixed(1)} GFLOP/s`);
       if (ort !== undefined) {
         const secsOrt = await bestSecondsAsync(() => ort!.run(s.m, s.k, s.n, t, dev.view(a) as Float32Array, dev.view(b) as Float32Array), reps);

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "addon_ops.h"
+#include "fma_peak.h"
 #include "gemm.h"
 #include "ops.h"
 
@@ -155,6 +156,14 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("abiVersion", Napi::Number::New(env, 1));
   exports.Set("sgemm", Napi::Function::New(env, Sgemm, "sgemm"));
   exports.Set("kernelInfo", Napi::Function::New(env, KernelInfo, "kernelInfo"));
+  exports.Set("fmaPeak", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    const double seconds = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0.5;
+    const auto peak = caphost::cpu::fmaPeak(seconds > 0 && seconds <= 10 ? seconds : 0.5);
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("isa", peak.isa);
+    o.Set("gflops", peak.gflops);
+    return o;
+  }, "fmaPeak"));
   caphostRegisterOps(env, exports);
   return exports;
 }

@@ -148,6 +148,8 @@ export interface CpuBinding extends CpuOps {
    */
   sgemm(a: Float32Array, b: Float32Array, c: Float32Array, options: SgemmOptions): void;
   kernelInfo(): CpuKernelInfo;
+  /** One thread's register-only FMA throughput on the widest vectors here: the GEMM's ceiling. */
+  fmaPeak(seconds?: number): { isa: string; gflops: number };
 }
 
 function adopt(err: unknown): unknown {
@@ -181,6 +183,7 @@ function wrap(raw: CpuBinding): CpuBinding {
       }
     },
     kernelInfo: () => raw.kernelInfo(),
+    fmaPeak: (seconds?: number) => raw.fmaPeak(seconds),
   });
 }
 
