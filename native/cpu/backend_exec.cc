@@ -74,9 +74,14 @@ void activate(const OpsTable& k, int act, float* x, i64 n) {
 void matmul(const OpsTable& k, const ch_op& op, int threads) {
   const ch_tensor &a = op.inputs[0], &b = op.inputs[1], &out = op.output;
   const bool ta = (op.flags & CH_FLAG_TRANS_A) != 0, tb = (op.flags & CH_FLAG_TRANS_B) != 0;
-  const i64 m = out.shape[out.rank - 2], n = out.shape[out.rank - 1];
+  const i64 rowsPerBatch = out.shape[out.rank - 2], n = out.shape[out.rank - 1];
   const i64 kk = ta ? a.shape[a.rank - 2] : a.shape[a.rank - 1];
-  const i64 batch = numel(out) / (m * n);
+  const i64 batches = numel(out) / (rowsPerBatch * n);
+  // Weights shared by every batch (a Linear layer over [B, S, H]): one GEMM over all B*S rows,
+  // so the weights are packed once instead of once per sequence.
+  const bool flatten = b.rank == 2 && batches > 1 && !ta;
+  const i64 m = flatten ? batches * rowsPerBatch : rowsPerBatch;
+  const i64 batch = flatten ? 1 : batches;
   const bool sharedB = b.rank == 2 && batch > 1;
   std::vector<float> sa, sb, sc;
   const float* A = asF32(k, a, sa);
