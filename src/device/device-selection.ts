@@ -34,8 +34,19 @@ export function backendLibraryPath(kind: 'cuda' | 'metal'): string {
   return kind === 'cuda' ? cudaBuildPaths().library : join(packageRoot(), 'build-metal', 'libcaphost_metal.dylib');
 }
 
-/** Opens the library in a child first; returns null when it is usable, else the reason. */
+/** Probe answers by library path: a library does not change under a running process. */
+const probed = new Map<string, string | null>();
+
+/** Opens the library in a child first (once per process); returns null when it is usable, else the reason. */
 function probe(kind: 'cuda' | 'metal', path: string): string | null {
+  if (probed.has(path)) return probed.get(path)!;
+  const answer = probeOnce(kind, path);
+  // A missing library may be built later in the process's life; only a probe that ran is kept.
+  if (existsSync(path)) probed.set(path, answer);
+  return answer;
+}
+
+function probeOnce(kind: 'cuda' | 'metal', path: string): string | null {
   if (kind === 'cuda' && process.platform !== 'linux') return `CUDA backend is built for Linux only (this is ${process.platform})`;
   if (kind === 'metal' && process.platform !== 'darwin') return `Metal needs macOS (this is ${process.platform})`;
   if (!existsSync(path)) {
