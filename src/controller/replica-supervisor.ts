@@ -103,7 +103,10 @@ export class ReplicaSupervisor {
     const onCorrupt = (reason: string): void => this.recycle(`it sent a malformed completion (${reason})`);
     const channel = new ControllerChannel(memory.buffer, layout, this.ctx.scheduler.sinkFor(this.replica), memory.wake, onCorrupt);
     this.replica.attach(channel, new Map(instance.capabilities.map((c, i) => [c.key, i])));
-    instance.onExit((error) => this.crashed(error));
+    // Only the current instance's exit is a crash: one ended by recycle() is reported there.
+    instance.onExit((error) => {
+      if (this.instance === instance) this.crashed(error);
+    });
     this.state = 'running';
     this.ctx.scheduler.replicaUp();
     return instance.capabilities;
@@ -128,6 +131,9 @@ export class ReplicaSupervisor {
   }
 
   private scheduleRestart(): void {
+    // One restart at a time: a second launch would attach a second channel over the first and
+    // drop the calls the first still held.
+    if (this.restartTimer !== undefined) return;
     const { initialDelayMs, maxDelayMs } = this.ctx.restart;
     const delay = Math.min(maxDelayMs, initialDelayMs * 2 ** Math.max(0, this.crashes.length - 1));
     this.restartTimer = setTimeout(() => {
@@ -145,6 +151,9 @@ export class ReplicaSupervisor {
   recycle(reason: string): void {
     const instance = this.instance;
     if (instance === undefined || this.state !== 'running') return;
+    // Several calls can ask for the same recycle (each aborted call's grace timer): only the
+    // first ends the instance, and its crash is reported once.
+    this.instance = undefined;
     this.ctx.log.warn(`recycling worker ${this.replica.label}: ${reason}`);
     void instance.terminate().then(() =>
       this.crashed(new CaphostError(ErrorCode.WORKER_CRASHED, `worker ${this.replica.label} was recycled: ${reason}`)),
