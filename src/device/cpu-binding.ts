@@ -8,10 +8,8 @@
  *
  * Failures surface as CaphostError: INVALID_ARGUMENT (naming the operand) or NATIVE_ERROR.
  */
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
-import { CaphostError, ErrorCode, isErrorCode } from '../errors.js';
+import { loadAddon } from '../native/load-addon.js';
+import { CaphostError, isErrorCode } from '../errors.js';
 
 /** Micro-kernel instruction sets, best first. */
 export type CpuIsa = 'avx512f' | 'avx2' | 'neon' | 'scalar';
@@ -192,21 +190,6 @@ let cached: CpuBinding | undefined;
 /** Loads the addon once; throws CaphostError(NATIVE_ERROR) when it is missing or broken. */
 export function loadCpuBinding(): CpuBinding {
   if (cached !== undefined) return cached;
-  // Compiled to dist/src/device/cpu-binding.js: the package root is three levels up.
-  const root = fileURLToPath(new URL('../../../', import.meta.url));
-  const require = createRequire(import.meta.url);
-  const candidates = ['Release', 'Debug'].map((mode) => join(root, 'build', mode, 'caphost_cpu.node'));
-  const failures: string[] = [];
-  for (const path of candidates) {
-    try {
-      cached = wrap(require(path) as CpuBinding);
-      return cached;
-    } catch (err) {
-      failures.push(`${path}: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  }
-  throw new CaphostError(
-    ErrorCode.NATIVE_ERROR,
-    `caphost_cpu addon not loadable (run npm install or node-gyp rebuild): ${failures.join('; ')}`,
-  );
+  cached = wrap(loadAddon<CpuBinding>('caphost_cpu'));
+  return cached;
 }

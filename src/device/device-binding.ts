@@ -6,9 +6,7 @@
  * DEVICE_UNAVAILABLE, DEVICE_OUT_OF_MEMORY, DEVICE_ERROR, NATIVE_ERROR); toCaphostError turns
  * it into a CaphostError.
  */
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
+import { loadAddon } from '../native/load-addon.js';
 import { CaphostError, ErrorCode, isErrorCode } from '../errors.js';
 
 export interface NativeDeviceInfo {
@@ -67,26 +65,8 @@ let cached: DeviceBinding | undefined;
 /** Loads the addon once (per thread); throws CaphostError(NATIVE_ERROR) when it is missing. */
 export function loadDeviceBinding(): DeviceBinding {
   if (cached !== undefined) return cached;
-  // Compiled to dist/src/device/device-binding.js: the package root is three levels up.
-  const root = fileURLToPath(new URL('../../../', import.meta.url));
-  const require = createRequire(import.meta.url);
-  const failures: string[] = [];
-  for (const mode of ['Release', 'Debug']) {
-    const path = join(root, 'build', mode, 'caphost_device.node');
-    try {
-      cached = require(path) as DeviceBinding;
-      return cached;
-    } catch (err) {
-      failures.push(`${path}: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  }
-  throw new CaphostError(
-    ErrorCode.NATIVE_ERROR,
-    `caphost_device addon not loadable (run npm install or node-gyp rebuild): ${failures.join('; ')}`,
-  );
+  cached = loadAddon<DeviceBinding>('caphost_device');
+  return cached;
 }
 
-/** Package root (where build/ lives), for backend libraries beside the addons. */
-export function packageRoot(): string {
-  return fileURLToPath(new URL('../../../', import.meta.url));
-}
+export { packageRoot } from '../native/load-addon.js';

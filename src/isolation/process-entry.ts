@@ -124,16 +124,7 @@ async function main(): Promise<void> {
     deviceBoot === undefined
       ? new WorkerDeviceAccess(undefined, [], 'this controller gave its workers no device')
       : new WorkerDeviceAccess(() => new RemoteDevice(deviceBoot, askController, (fd, bytes, readOnly) => mapGranted(fd, bytes, readOnly)), deviceBoot.weights, '');
-  const setupContext: SetupContext = {
-    log,
-    replica: boot.replica,
-    get device() {
-      return resources.device;
-    },
-    get weights() {
-      return resources.weights;
-    },
-  };
+  const setupContext: SetupContext = resources.setupContext(log, boot.replica);
   let loaded: LoadedWorker;
   try {
     loaded = await loadWorkerModule(new URL(boot.module));

@@ -27,16 +27,7 @@ function portLogger(): Logger {
 async function main(): Promise<void> {
   const log = portLogger();
   const resources = WorkerDeviceAccess.forThread(boot.device, 'this controller gave its workers no device session');
-  const setupContext: SetupContext = {
-    log,
-    replica: boot.replica,
-    get device() {
-      return resources.device;
-    },
-    get weights() {
-      return resources.weights;
-    },
-  };
+  const setupContext: SetupContext = resources.setupContext(log, boot.replica);
   let loaded;
   try {
     loaded = await loadWorkerModule(new URL(boot.module));

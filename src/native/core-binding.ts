@@ -7,10 +7,8 @@
  * NATIVE_ERROR or SANDBOX_UNAVAILABLE; syscall failures carry `errno`/`syscall` in
  * `details`.
  */
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
-import { CaphostError, ErrorCode, isErrorCode } from '../errors.js';
+import { loadAddon } from './load-addon.js';
+import { CaphostError, isErrorCode } from '../errors.js';
 
 /** What a futex wait ended with; 'ok' may be spurious, so re-check the word. */
 export type FutexWaitResult = 'ok' | 'not-equal' | 'timed-out';
@@ -199,23 +197,6 @@ let cached: CoreBinding | undefined;
 /** Loads the addon once; throws CaphostError(NATIVE_ERROR) when it is missing or broken. */
 export function loadCoreBinding(): CoreBinding {
   if (cached !== undefined) return cached;
-  // Compiled to dist/src/native/core-binding.js: the package root is three levels up.
-  const root = fileURLToPath(new URL('../../../', import.meta.url));
-  const require = createRequire(import.meta.url);
-  const candidates = ['Release', 'Debug'].map((mode) => join(root, 'build', mode, 'caphost_core.node'));
-  const failures: string[] = [];
-  for (const path of candidates) {
-    try {
-      cached = wrap(require(path) as CoreBinding);
-      return cached;
-    } catch (err) {
-      failures.push(`${path}: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  }
-  throw new CaphostError(
-    ErrorCode.NATIVE_ERROR,
-    'The caphost native core addon (caphost_core.node) could not be loaded; ' +
-      'run `npm rebuild caphost` (needs a C++17 compiler and Python for node-gyp).',
-    { details: { tried: failures } },
-  );
+  cached = wrap(loadAddon<CoreBinding>('caphost_core'));
+  return cached;
 }

@@ -12,6 +12,8 @@ import { loadDeviceBinding } from '../device/device-binding.js';
 import { DeviceTensor } from '../device/device-tensor.js';
 import type { DType } from '../device/dtype.js';
 import type { WorkerDeviceBoot } from '../isolation/execution-strategy.js';
+import type { Logger } from '../logger.js';
+import type { SetupContext } from './define-worker.js';
 
 /** What a worker can do with the device: the same in thread and process workers. */
 export type WorkerDevice = Pick<Device, 'backend' | 'hostVisible' | 'description' | 'alloc' | 'upload' | 'write' | 'read' | 'download' | 'view' | 'free' | 'run' | 'runSync'>;
@@ -45,6 +47,21 @@ export class WorkerDeviceAccess implements WorkerResources {
       boot.weights,
       unavailable,
     );
+  }
+
+  /** What setup and teardown see: the device and weights come from here, on first use. */
+  setupContext(log: Logger, replica: number): SetupContext {
+    const resources = this;
+    return {
+      log,
+      replica,
+      get device() {
+        return resources.device;
+      },
+      get weights() {
+        return resources.weights;
+      },
+    };
   }
 
   get device(): WorkerDevice {
