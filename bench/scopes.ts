@@ -29,6 +29,7 @@ export const SCOPES: Record<string, Scope> = {
     inDefault: false,
     run: async (ctx) => (await import('./device/suite.js')).runDevice(ctx),
   },
+  http: { description: 'caphost serve (KServe v2 infer over HTTP) vs a bare node:http echo of the same body: p50, requests/s at 64 connections', inDefault: false, run: async (ctx) => (await import('./http/suite.js')).runHttp(ctx) },
 };
 
 export function defaultScopes(): string[] {

@@ -220,15 +220,15 @@ export class Scheduler {
     call.provider = replica.provider;
     call.ticket = ticket;
     call.position = position;
+    // Taken before placing: waking a parked worker is part of the call's compute time, not its queueing.
+    if (this.observer !== null) call.placedAt = performance.now();
     if (!channel.place(ticket, route.index, call.deadline, call.payload, call.refs)) {
       replica.releaseTicket(ticket, replica.averageBusyNs);
       call.state = CallState.QUEUED;
+      call.placedAt = 0;
       return false;
     }
-    if (this.observer !== null) {
-      call.placedAt = performance.now();
-      this.observer.dispatched(call.group.text, 1);
-    }
+    this.observer?.dispatched(call.group.text, 1);
     return true;
   }
 
@@ -362,6 +362,7 @@ export class Scheduler {
         call.route = undefined;
         call.provider = -1;
         call.inBatch = false;
+        call.placedAt = 0;
         this.enqueue(call);
       } else if (code !== ErrorCode.WORKER_CRASHED) {
         this.fail(call, new CaphostError(code, cause.message, { details: { capability: call.group.text, worker: replica.label } }));

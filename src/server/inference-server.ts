@@ -1,7 +1,7 @@
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type protobuf from 'protobufjs';
 import type { CallOptions, Controller } from '../controller/controller.js';
 import { CaphostError, ErrorCode } from '../errors.js';
@@ -132,8 +132,6 @@ export class InferenceServer {
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
-    this.#inFlight++;
-    res.once('close', () => this.#inFlight--);
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
@@ -270,13 +268,11 @@ export class InferenceServer {
       this.#fail(res, route, this.#notServing());
       return;
     }
-    const abort = new AbortController();
-    res.once('close', () => {
-      if (!res.writableFinished) abort.abort();
-    });
-    const options: CallOptions = { signal: abort.signal, deadlineMs, priority };
+    const options: CallOptions = { signal: disconnectSignal(res.socket), deadlineMs, priority };
+    this.#inFlight++;
     this.#controller!.call<Record<string, unknown>>(capability, input, options).then(
       (output) => {
+        this.#inFlight--;
         if (res.destroyed) return;
         try {
           reply(output);
@@ -285,6 +281,7 @@ export class InferenceServer {
         }
       },
       (err: unknown) => {
+        this.#inFlight--;
         if (!res.destroyed) this.#fail(res, route, asCaphostError(err));
       },
     );
@@ -323,6 +320,25 @@ export class InferenceServer {
     res.end(body);
     this.#metrics.answered(route, status);
   }
+}
+
+/**
+ * Aborted when the client's connection closes. One per connection, made on its first call: a
+ * keep-alive connection carries one request at a time (and a closed one strands all it carried),
+ * so the calls on it share the signal instead of each allocating its own.
+ */
+const disconnects = new WeakMap<Socket, AbortSignal>();
+
+function disconnectSignal(socket: Socket | null): AbortSignal | undefined {
+  if (socket === null) return undefined;
+  let signal = disconnects.get(socket);
+  if (signal === undefined) {
+    const abort = new AbortController();
+    signal = abort.signal;
+    disconnects.set(socket, signal);
+    socket.once('close', () => abort.abort(new CaphostError(ErrorCode.CANCELLED, 'the client closed its connection')));
+  }
+  return signal;
 }
 
 function live(state: string): boolean {
