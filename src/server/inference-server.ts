@@ -10,6 +10,7 @@ import { parseCapabilityId, parseCapabilityRequest, satisfies } from '../router/
 import { asCaphostError, errorBody, statusOf } from './http-errors.js';
 import { inferResponse, parseInferRequest } from './kserve-infer.js';
 import { type Model, ModelTable } from './model-table.js';
+import { hasDeviceTensors, settleDeviceTensors, tensorsFromJson, tensorsToJson } from './tensor-mapping.js';
 import { readBody } from './request-body.js';
 import type { ResolvedModelMapping, ResolvedServerSection } from './server-config.js';
 import { ServerMetrics } from './server-metrics.js';
@@ -214,7 +215,7 @@ export class InferenceServer {
         this.#fail(res, 'infer', asCaphostError(err));
         return;
       }
-      this.#call(res, 'infer', model.capability, plan.message, plan.deadlineMs, plan.priority, (output) => {
+      this.#call(res, 'infer', model.capability, plan.message, plan.deadlineMs, plan.priority, model.deviceOutputs, (output) => {
         const { body: out, jsonLength } = inferResponse(model, plan, output);
         if (jsonLength === undefined) this.#send(res, 'infer', 200, JSON_TYPE, out);
         else this.#send(res, 'infer', 200, 'application/octet-stream', out, jsonLength);
@@ -240,30 +241,53 @@ export class InferenceServer {
         return;
       }
       let input: unknown;
-      let outputType;
+      let types;
       try {
-        outputType = controller.messageTypes(capability).output;
+        types = controller.messageTypes(capability);
         try {
           input = JSON.parse(body.toString('utf8'));
         } catch (err) {
           throw new CaphostError(ErrorCode.INVALID_ARGUMENT, `the body is not valid JSON: ${(err as Error).message}`);
         }
+        if (input !== null && typeof input === 'object' && !Array.isArray(input) && hasDeviceTensors(types.input)) tensorsFromJson(types.input, input as Record<string, unknown>);
       } catch (err) {
         this.#fail(res, 'call', asCaphostError(err));
         return;
       }
       const deadline = req.headers['caphost-deadline-ms'];
       const deadlineMs = deadline === undefined ? this.#options.defaultDeadlineMs : Number(deadline);
-      this.#call(res, 'call', capability, input as object, deadlineMs, undefined, (output) => {
+      const outputType = types.output;
+      const tensors = hasDeviceTensors(outputType);
+      this.#call(res, 'call', capability, input as object, deadlineMs, undefined, tensors, (output) => {
+        let tensorFields: Record<string, unknown> | undefined;
+        if (tensors) {
+          // Tensor values are host tensors here, not protobuf messages: they get their own JSON form.
+          tensorFields = {};
+          for (const f of outputType.fieldsArray) {
+            if (f.resolvedType?.fullName !== '.caphost.Tensor' || output[f.name] === undefined) continue;
+            tensorFields[f.name] = output[f.name];
+            output = { ...output, [f.name]: undefined };
+          }
+          tensorsToJson(tensorFields);
+        }
         // Proto3's JSON shape for bytes (base64); every field present, so clients need no defaults.
         const json = outputType.toObject(output as unknown as protobuf.Message, { bytes: String, longs: Number, defaults: true, arrays: true });
-        this.#send(res, 'call', 200, JSON_TYPE, JSON.stringify(json));
+        this.#send(res, 'call', 200, JSON_TYPE, JSON.stringify(tensorFields === undefined ? json : { ...json, ...tensorFields }));
       });
     });
   }
 
   /** Calls the capability; a client that disconnects first cancels the call. */
-  #call(res: ServerResponse, route: string, capability: string, input: object, deadlineMs: number | undefined, priority: number | undefined, reply: (output: Record<string, unknown>) => void): void {
+  #call(
+    res: ServerResponse,
+    route: string,
+    capability: string,
+    input: object,
+    deadlineMs: number | undefined,
+    priority: number | undefined,
+    deviceOutputs: boolean,
+    reply: (output: Record<string, unknown>) => void,
+  ): void {
     if (this.#state !== 'ready') {
       this.#fail(res, route, this.#notServing());
       return;
@@ -272,19 +296,34 @@ export class InferenceServer {
     this.#inFlight++;
     this.#controller!.call<Record<string, unknown>>(capability, input, options).then(
       (output) => {
-        this.#inFlight--;
-        if (res.destroyed) return;
-        try {
-          reply(output);
-        } catch (err) {
-          this.#fail(res, route, asCaphostError(err));
+        if (deviceOutputs) {
+          // Device tensors in the output are ours to download and free, whether or not the client is still there.
+          settleDeviceTensors(this.#controller!.device, output).then(
+            () => this.#reply(res, route, output, reply),
+            (err: unknown) => {
+              this.#inFlight--;
+              if (!res.destroyed) this.#fail(res, route, asCaphostError(err));
+            },
+          );
+          return;
         }
+        this.#reply(res, route, output, reply);
       },
       (err: unknown) => {
         this.#inFlight--;
         if (!res.destroyed) this.#fail(res, route, asCaphostError(err));
       },
     );
+  }
+
+  #reply(res: ServerResponse, route: string, output: Record<string, unknown>, reply: (output: Record<string, unknown>) => void): void {
+    this.#inFlight--;
+    if (res.destroyed) return;
+    try {
+      reply(output);
+    } catch (err) {
+      this.#fail(res, route, asCaphostError(err));
+    }
   }
 
   #method(req: IncomingMessage, res: ServerResponse, method: 'GET' | 'POST', route: string): boolean {

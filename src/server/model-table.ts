@@ -1,7 +1,7 @@
 import type { Controller } from '../controller/controller.js';
 import { CaphostError, ErrorCode } from '../errors.js';
 import type { ResolvedModelMapping } from './server-config.js';
-import { type TensorSpec, tensorSpecs } from './tensor-mapping.js';
+import { type TensorSpec, hasDeviceTensors, tensorSpecs } from './tensor-mapping.js';
 
 /** One capability served as a KServe model. */
 export interface Model {
@@ -13,6 +13,8 @@ export interface Model {
   readonly key: string;
   readonly inputs: ReadonlyMap<string, TensorSpec>;
   readonly outputs: readonly TensorSpec[];
+  /** The output has caphost.Tensor fields: device tensors in it are downloaded and freed before answering. */
+  readonly deviceOutputs: boolean;
   /** GET /v2/models/{name}, serialised once. */
   readonly metadataJson: string;
 }
@@ -36,7 +38,8 @@ export class ModelTable {
       const version = entry.version ?? types.key.slice(at + 1);
       const inputs = tensorSpecs(types.input);
       const outputs = tensorSpecs(types.output);
-      const describe = (s: TensorSpec) => ({ name: s.name, datatype: s.datatype, shape: s.shape });
+      const describe = (s: TensorSpec) =>
+        s.device ? { name: s.name, datatype: s.datatype, shape: s.shape, parameters: { caphost_tensor: true, datatypes: ['FP32', 'FP16', 'BF16', 'INT32', 'UINT8'] } } : { name: s.name, datatype: s.datatype, shape: s.shape };
       const metadataJson = JSON.stringify({
         name,
         versions: [version],
@@ -48,7 +51,7 @@ export class ModelTable {
       if (this.byName.has(name)) {
         throw new CaphostError(ErrorCode.INVALID_ARGUMENT, `two capabilities are served as model "${name}"; give one of them models["${entry.capability}"].name`, { details: { option: 'models' } });
       }
-      this.byName.set(name, { name, version, capability: entry.capability, key: types.key, inputs: new Map(inputs.map((s) => [s.name, s])), outputs, metadataJson });
+      this.byName.set(name, { name, version, capability: entry.capability, key: types.key, inputs: new Map(inputs.map((s) => [s.name, s])), outputs, deviceOutputs: hasDeviceTensors(types.output), metadataJson });
     }
   }
 

@@ -110,14 +110,28 @@ export class ServerMetrics {
     });
     new Gauge({
       name: 'caphost_device_memory_bytes',
-      help: 'Device memory the controller owns, by device and use (in_use, capacity); today the CPU shared arena',
+      help: 'Memory the controller owns, by device and use: device buffers in use on the backend (cpu, cuda or metal), and the shared arena (cpu:arena) in use and its capacity',
       labelNames: ['device', 'kind'] as const,
       registers,
       collect() {
         const stats = metrics.controller?.stats();
         if (stats === undefined) return;
+        this.reset();
+        this.set({ device: stats.device.backend, kind: 'in_use' }, stats.device.bytesInUse);
         this.set({ device: 'cpu:arena', kind: 'in_use' }, stats.arena.inUse);
         this.set({ device: 'cpu:arena', kind: 'capacity' }, stats.arena.bytes);
+      },
+    });
+    new Gauge({
+      name: 'caphost_device_buffers',
+      help: 'Device buffers alive on the backend (weights, call tensors, worker scratch)',
+      labelNames: ['device'] as const,
+      registers,
+      collect() {
+        const stats = metrics.controller?.stats();
+        if (stats === undefined) return;
+        this.reset();
+        this.set({ device: stats.device.backend }, stats.device.buffers);
       },
     });
   }

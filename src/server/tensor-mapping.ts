@@ -9,9 +9,16 @@
  * the shape (set from the request on the way in, read as the output's shape on the way out).
  */
 import type protobuf from 'protobufjs';
+import type { Device } from '../device/device.js';
+import { DeviceTensor } from '../device/device-tensor.js';
+import { DTYPE_BYTES, type DType, type HostArray, hostView } from '../device/dtype.js';
 import { CaphostError, ErrorCode } from '../errors.js';
 
-export type Datatype = 'BOOL' | 'UINT32' | 'UINT64' | 'INT32' | 'INT64' | 'FP32' | 'FP64' | 'BYTES';
+export type Datatype = 'BOOL' | 'UINT8' | 'UINT32' | 'UINT64' | 'INT32' | 'INT64' | 'FP16' | 'BF16' | 'FP32' | 'FP64' | 'BYTES';
+
+/** A `caphost.Tensor` field takes any of these; its dtype travels with the value. */
+const DTYPE_OF: Partial<Record<Datatype, DType>> = { FP32: 'f32', FP16: 'f16', BF16: 'bf16', INT32: 'i32', UINT8: 'u8' };
+const DATATYPE_OF_DTYPE: Record<DType, Datatype> = { f32: 'FP32', f16: 'FP16', bf16: 'BF16', i32: 'INT32', u8: 'UINT8' };
 
 /** One tensor a model takes or returns, with the field that carries it. */
 export interface TensorSpec {
@@ -24,6 +31,8 @@ export interface TensorSpec {
   readonly text: boolean;
   /** The companion `<name>_shape` field, when the message has one. */
   readonly shapeField: string | undefined;
+  /** A `caphost.Tensor` field: any shape, dtype chosen per value (FP32, FP16, BF16, INT32, UINT8). */
+  readonly device: boolean;
 }
 
 /** A tensor as the protocol's JSON has it; `data` is absent when it travels as binary. */
@@ -53,7 +62,7 @@ const DATATYPE_OF_FIELD: Record<string, Datatype> = {
   bytes: 'BYTES',
 };
 
-const ELEMENT_BYTES: Record<Exclude<Datatype, 'BYTES'>, number> = { BOOL: 1, UINT32: 4, UINT64: 8, INT32: 4, INT64: 8, FP32: 4, FP64: 8 };
+const ELEMENT_BYTES: Record<Exclude<Datatype, 'BYTES'>, number> = { BOOL: 1, UINT8: 1, UINT32: 4, UINT64: 8, INT32: 4, INT64: 8, FP16: 2, BF16: 2, FP32: 4, FP64: 8 };
 
 const INTEGER_TYPES = new Set(['int32', 'sint32', 'sfixed32', 'uint32', 'fixed32', 'int64', 'sint64', 'sfixed64', 'uint64', 'fixed64']);
 
@@ -68,6 +77,11 @@ export function tensorSpecs(type: protobuf.Type): TensorSpec[] {
   }
   const specs: TensorSpec[] = [];
   for (const field of fields) {
+    if (field.resolvedType?.fullName === '.caphost.Tensor') {
+      // Its datatype is per value; metadata shows FP32, the usual one (model metadata lists the others).
+      if (!field.repeated) specs.push({ name: field.name, datatype: 'FP32', shape: [-1], repeated: false, text: false, shapeField: undefined, device: true });
+      continue;
+    }
     const datatype = DATATYPE_OF_FIELD[field.type];
     if (datatype === undefined || field.map || shapeFields.has(field.name)) continue;
     const shapeField = shapeFields.has(`${field.name}_shape`) ? `${field.name}_shape` : undefined;
@@ -78,6 +92,7 @@ export function tensorSpecs(type: protobuf.Type): TensorSpec[] {
       repeated: field.repeated,
       text: field.type === 'string',
       shapeField,
+      device: false,
     });
   }
   return specs;
@@ -112,6 +127,7 @@ function flatten(data: unknown[]): unknown[] {
 }
 
 const RANGES: Partial<Record<Datatype, [number, number]>> = {
+  UINT8: [0, 255],
   INT32: [-(2 ** 31), 2 ** 31 - 1],
   UINT32: [0, 2 ** 32 - 1],
   INT64: [-Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
@@ -188,6 +204,11 @@ function decodeBinary(model: string, spec: TensorSpec, bytes: Buffer, count: num
       return Array.from(new Uint32Array(buffer, offset, count));
     case 'BOOL':
       return Array.from(aligned.subarray(0, count), (b) => b !== 0);
+    case 'UINT8':
+      return Array.from(aligned.subarray(0, count));
+    case 'FP16':
+    case 'BF16':
+      throw mismatch(model, `input "${name}" is ${spec.datatype}, which only caphost.Tensor fields take`, name);
     case 'INT64':
     case 'UINT64': {
       const view = spec.datatype === 'INT64' ? new BigInt64Array(buffer, offset, count) : new BigUint64Array(buffer, offset, count);
@@ -204,6 +225,27 @@ function decodeBinary(model: string, spec: TensorSpec, bytes: Buffer, count: num
   }
 }
 
+/** A request tensor for a `caphost.Tensor` field: a host tensor (typed array + shape) of the datatype sent. */
+function hostTensorFrom(model: string, spec: TensorSpec, tensor: WireTensor, count: number, raw: Buffer | undefined): { dtype: DType; shape: number[]; data: HostArray } {
+  const name = spec.name;
+  const dtype = DTYPE_OF[tensor.datatype as Datatype];
+  if (dtype === undefined) throw mismatch(model, `input "${name}" is a device tensor: its datatype is one of FP32, FP16, BF16, INT32, UINT8, not ${JSON.stringify(tensor.datatype)}`, name);
+  const size = DTYPE_BYTES[dtype];
+  let data: HostArray;
+  if (raw !== undefined) {
+    if (raw.length !== count * size) throw mismatch(model, `input "${name}" (${tensor.datatype}) has ${count} elements, which take ${count * size} bytes, but binary_data_size is ${raw.length}`, name);
+    const aligned = raw.byteOffset % size === 0 ? raw : Buffer.from(raw);
+    data = hostView(dtype, aligned.buffer, aligned.byteOffset, count);
+  } else {
+    if (dtype === 'f16' || dtype === 'bf16') throw mismatch(model, `input "${name}": ${tensor.datatype} has no JSON form; send it as binary data (binary_data_size)`, name);
+    if (!Array.isArray(tensor.data)) throw mismatch(model, `input "${name}" needs "data" (an array) or binary data with parameters.binary_data_size`, name);
+    const elements = checkElements(model, { ...spec, datatype: tensor.datatype as Datatype }, flatten(tensor.data)) as number[];
+    if (elements.length !== count) throw mismatch(model, `input "${name}" has shape ${JSON.stringify(tensor.shape)} (${count} elements) but ${elements.length} data elements`, name);
+    data = dtype === 'f32' ? Float32Array.from(elements) : dtype === 'i32' ? Int32Array.from(elements) : Uint8Array.from(elements);
+  }
+  return { dtype, shape: tensor.shape.length === 0 ? [count] : [...tensor.shape], data };
+}
+
 /**
  * Builds a capability's input message from request tensors. `binary` holds each tensor's binary
  * data, by position in `inputs`, for those that sent `binary_data_size` instead of `data`.
@@ -217,8 +259,12 @@ export function messageFromTensors(model: string, specs: ReadonlyMap<string, Ten
     if (spec === undefined) {
       throw mismatch(model, `has no input named ${JSON.stringify(tensor.name)}; its inputs are ${[...specs.keys()].map((n) => `"${n}"`).join(', ') || 'none'}`, String(tensor.name));
     }
-    if (tensor.datatype !== spec.datatype) throw mismatch(model, `input "${spec.name}" is ${spec.datatype}, not ${JSON.stringify(tensor.datatype)}`, spec.name);
     if (message[spec.name] !== undefined) throw mismatch(model, `input "${spec.name}" is given twice`, spec.name);
+    if (spec.device) {
+      message[spec.name] = hostTensorFrom(model, spec, tensor, checkShape(model, tensor), binary?.[i]);
+      continue;
+    }
+    if (tensor.datatype !== spec.datatype) throw mismatch(model, `input "${spec.name}" is ${spec.datatype}, not ${JSON.stringify(tensor.datatype)}`, spec.name);
     const count = checkShape(model, tensor);
     const raw = binary?.[i];
     let data: unknown[];
@@ -265,8 +311,43 @@ function defaultOf(spec: TensorSpec): unknown {
   return 0;
 }
 
+/** A host tensor value of a `caphost.Tensor` output (device tensors were downloaded by settleDeviceTensors). */
+function hostTensorOf(model: string, spec: TensorSpec, message: Record<string, unknown>): { dtype: DType; shape: number[]; data: HostArray } {
+  const value = message[spec.name] as { dtype?: DType; shape?: number[]; data?: HostArray } | undefined;
+  if (value === undefined || value === null) return { dtype: 'f32', shape: [0], data: new Float32Array(0) };
+  if (value instanceof DeviceTensor || value.data === undefined || value.dtype === undefined) {
+    throw new CaphostError(ErrorCode.SCHEMA_MISMATCH, `model "${model}": output "${spec.name}" is not a host tensor`, { details: { model, tensor: spec.name } });
+  }
+  return { dtype: value.dtype, shape: value.shape ?? [value.data.length], data: value.data };
+}
+
+/** f16 and bf16 bit patterns as numbers, for JSON. */
+function halfToNumbers(dtype: DType, bits: HostArray): number[] {
+  const out = new Array<number>(bits.length);
+  const f = new Float32Array(1);
+  const u = new Uint32Array(f.buffer);
+  for (let i = 0; i < bits.length; i++) {
+    const h = bits[i]!;
+    if (dtype === 'bf16') {
+      u[0] = h << 16;
+      out[i] = f[0]!;
+      continue;
+    }
+    const sign = h & 0x8000 ? -1 : 1;
+    const exp = (h >> 10) & 0x1f;
+    const frac = h & 0x3ff;
+    out[i] = exp === 0 ? sign * 2 ** -14 * (frac / 1024) : exp === 31 ? (frac === 0 ? sign * Infinity : NaN) : sign * 2 ** (exp - 15) * (1 + frac / 1024);
+  }
+  return out;
+}
+
 /** One output as JSON data (BYTES as UTF-8 text). */
 export function jsonOutput(model: string, spec: TensorSpec, message: Record<string, unknown>): WireTensor {
+  if (spec.device) {
+    const t = hostTensorOf(model, spec, message);
+    const data = t.dtype === 'f16' || t.dtype === 'bf16' ? halfToNumbers(t.dtype, t.data) : Array.from(t.data);
+    return { name: spec.name, datatype: DATATYPE_OF_DTYPE[t.dtype], shape: t.shape, data };
+  }
   const { data, shape } = outputElements(model, spec, message);
   const json = spec.datatype === 'BYTES' && !spec.text ? data.map((b) => Buffer.from(b as Uint8Array).toString('utf8')) : data;
   return { name: spec.name, datatype: spec.datatype, shape, data: json };
@@ -274,6 +355,11 @@ export function jsonOutput(model: string, spec: TensorSpec, message: Record<stri
 
 /** One output as binary data: its JSON description (with binary_data_size) and the bytes that follow the header. */
 export function binaryOutput(model: string, spec: TensorSpec, message: Record<string, unknown>): { tensor: WireTensor; bytes: Buffer } {
+  if (spec.device) {
+    const t = hostTensorOf(model, spec, message);
+    const bytes = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+    return { tensor: { name: spec.name, datatype: DATATYPE_OF_DTYPE[t.dtype], shape: t.shape, parameters: { binary_data_size: bytes.length } }, bytes };
+  }
   const { data, shape } = outputElements(model, spec, message);
   let bytes: Buffer;
   switch (spec.datatype) {
@@ -289,8 +375,12 @@ export function binaryOutput(model: string, spec: TensorSpec, message: Record<st
       break;
     }
     case 'BOOL':
-      bytes = Buffer.from(data.map((b) => (b ? 1 : 0)));
+    case 'UINT8':
+      bytes = Buffer.from(data.map((b) => (typeof b === 'boolean' ? (b ? 1 : 0) : (b as number))));
       break;
+    case 'FP16':
+    case 'BF16':
+      throw new CaphostError(ErrorCode.SCHEMA_MISMATCH, `model "${model}": output "${spec.name}" is ${spec.datatype}, which only caphost.Tensor fields carry`);
     case 'FP32':
       bytes = Buffer.from(Float32Array.from(data as number[]).buffer);
       break;
@@ -311,4 +401,76 @@ export function binaryOutput(model: string, spec: TensorSpec, message: Record<st
       break;
   }
   return { tensor: { name: spec.name, datatype: spec.datatype, shape, parameters: { binary_data_size: bytes.length } }, bytes };
+}
+
+/** Whether a message type has `caphost.Tensor` fields, whose device tensors need settleDeviceTensors. */
+export function hasDeviceTensors(type: protobuf.Type): boolean {
+  return type.fieldsArray.some((f) => f.resolvedType?.fullName === '.caphost.Tensor');
+}
+
+/**
+ * An output's device tensors belong to the caller, here the server: each is downloaded into a
+ * host tensor and freed, so the response can carry it and no device memory is left behind.
+ */
+export async function settleDeviceTensors(device: Device, message: Record<string, unknown>): Promise<void> {
+  const held: DeviceTensor[] = [];
+  for (const value of Object.values(message)) {
+    if (value instanceof DeviceTensor) held.push(value);
+    else if (Array.isArray(value)) for (const v of value) if (v instanceof DeviceTensor) held.push(v);
+  }
+  if (held.length === 0) return;
+  try {
+    for (const [key, value] of Object.entries(message)) {
+      if (value instanceof DeviceTensor) message[key] = { dtype: value.dtype, shape: [...value.shape], data: await device.download(value) };
+      else if (Array.isArray(value) && value.some((v) => v instanceof DeviceTensor)) {
+        message[key] = await Promise.all(value.map(async (v) => (v instanceof DeviceTensor ? { dtype: v.dtype, shape: [...v.shape], data: await device.download(v) } : v)));
+      }
+    }
+  } finally {
+    for (const t of held) device.free(t);
+  }
+}
+
+/** caphost.Tensor values in JSON: dtype, shape and the little-endian bytes in base64. */
+export function tensorsToJson(message: Record<string, unknown>): void {
+  for (const [key, value] of Object.entries(message)) {
+    const convert = (v: unknown): unknown => {
+      const t = v as { dtype?: unknown; data?: unknown; shape?: unknown };
+      if (t === null || typeof t !== 'object' || typeof t.dtype !== 'string' || !ArrayBuffer.isView(t.data)) return v;
+      const data = t.data as ArrayBufferView;
+      return { dtype: t.dtype, shape: t.shape, data: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64') };
+    };
+    message[key] = Array.isArray(value) ? value.map(convert) : convert(value);
+  }
+}
+
+/** The inverse for the plain JSON route: `{ dtype, shape, data }` (base64 bytes or an array of numbers) → a host tensor. */
+export function tensorsFromJson(type: protobuf.Type, message: Record<string, unknown>): void {
+  for (const field of type.fieldsArray) {
+    if (field.resolvedType?.fullName !== '.caphost.Tensor') continue;
+    const convert = (v: unknown, at: string): unknown => {
+      const t = v as { dtype?: unknown; data?: unknown; shape?: unknown };
+      if (t === null || typeof t !== 'object' || ArrayBuffer.isView(t.data)) return v;
+      const dtype = t.dtype ?? 'f32';
+      if (typeof dtype !== 'string' || !(dtype in DTYPE_BYTES)) {
+        throw new CaphostError(ErrorCode.SCHEMA_MISMATCH, `field "${at}": dtype must be one of f32, f16, bf16, i32, u8`, { details: { field: at } });
+      }
+      const d = dtype as DType;
+      let data: HostArray;
+      if (typeof t.data === 'string') {
+        const bytes = Uint8Array.from(Buffer.from(t.data, 'base64'));
+        if (bytes.length % DTYPE_BYTES[d] !== 0) throw new CaphostError(ErrorCode.SCHEMA_MISMATCH, `field "${at}": ${bytes.length} bytes is not a whole number of ${d} elements`, { details: { field: at } });
+        data = hostView(d, bytes.buffer, 0, bytes.length / DTYPE_BYTES[d]);
+      } else if (Array.isArray(t.data) && t.data.every((x) => typeof x === 'number') && (d === 'f32' || d === 'i32' || d === 'u8')) {
+        const numbers = t.data as number[];
+        data = d === 'f32' ? Float32Array.from(numbers) : d === 'i32' ? Int32Array.from(numbers) : Uint8Array.from(numbers);
+      } else {
+        throw new CaphostError(ErrorCode.SCHEMA_MISMATCH, `field "${at}": data must be base64 bytes, or an array of numbers for f32, i32 and u8`, { details: { field: at } });
+      }
+      return { dtype: d, shape: t.shape ?? [data.length], data };
+    };
+    const value = message[field.name];
+    if (value === undefined || value === null) continue;
+    message[field.name] = Array.isArray(value) ? value.map((v, i) => convert(v, `${field.name}[${i}]`)) : convert(value, field.name);
+  }
 }

@@ -215,6 +215,9 @@ describe('KServe v2 over HTTP against a real server', () => {
     assert.equal(value('caphost_worker_restarts_total{worker="tensor-worker.js#0.0"}'), 0);
     assert.equal(value('caphost_worker_up{worker="tensor-worker.js#0.0",state="running"}'), 1);
     assert.equal(value('caphost_device_memory_bytes{device="cpu:arena",kind="capacity"}'), 64 * 1024 * 1024);
+    const device = s.controller.stats().device;
+    assert.equal(value(`caphost_device_memory_bytes{device="${device.backend}",kind="in_use"}`), device.bytesInUse);
+    assert.equal(value(`caphost_device_buffers{device="${device.backend}"}`), device.buffers);
     assert.ok(value('caphost_http_requests_total{route="infer",status="200"}') >= 3);
     assert.match(text, /caphost_nodejs_eventloop_lag_seconds/);
   });
