@@ -23,10 +23,9 @@ export class ServerMetrics {
   private stopObserving: (() => void) | undefined;
   private readonly latency: { queue: Histogram<'capability'>; compute: Histogram<'capability'>; total: Histogram<'capability'> };
   private readonly batch: Histogram<'capability'>;
-  private readonly http: Counter<'route' | 'status'>;
   private readonly children = new Map<string, LatencyChildren>();
   private readonly batchChildren = new Map<string, Histogram.Internal<'capability'>>();
-  private readonly httpChildren = new Map<string, Counter.Internal>();
+  private readonly answeredCounts = new Map<string, number>();
   private restartsSeen = new Map<string, number>();
 
   constructor() {
@@ -39,7 +38,21 @@ export class ServerMetrics {
       total: histogram('caphost_call_total_seconds', 'Time from submission to settlement of a call, by capability request'),
     };
     this.batch = new Histogram({ name: 'caphost_batch_size', help: 'Calls handed to a worker together, by capability request', labelNames: ['capability'] as const, buckets: BATCH_BUCKETS, registers });
-    this.http = new Counter({ name: 'caphost_http_requests_total', help: 'HTTP requests answered, by route and status code', labelNames: ['route', 'status'] as const, registers });
+    const answered = this.answeredCounts;
+    new Counter({
+      name: 'caphost_http_requests_total',
+      help: 'HTTP requests answered, by route and status code',
+      labelNames: ['route', 'status'] as const,
+      registers,
+      // Counted in a plain map on the request path and handed to prom-client when scraped.
+      collect() {
+        this.reset();
+        for (const [key, n] of answered) {
+          const cut = key.indexOf(' ');
+          this.labels({ route: key.slice(0, cut), status: key.slice(cut + 1) }).inc(n);
+        }
+      },
+    });
 
     const metrics = this;
     new Counter({
@@ -168,12 +181,7 @@ export class ServerMetrics {
   /** Counts one answered HTTP request. */
   answered(route: string, status: number): void {
     const key = `${route} ${status}`;
-    let child = this.httpChildren.get(key);
-    if (child === undefined) {
-      child = this.http.labels({ route, status: String(status) });
-      this.httpChildren.set(key, child);
-    }
-    child.inc();
+    this.answeredCounts.set(key, (this.answeredCounts.get(key) ?? 0) + 1);
   }
 
   get contentType(): string {
