@@ -179,6 +179,11 @@ export async function runHttp(ctx: RunContext): Promise<SuiteResult> {
         if (cpu0 !== null && cpu1 !== null) got.cpu.push((cpu1 - cpu0) / (rate * seconds));
       }
     }
+    // Rounds measure the two back to back, so their ratios are the fairest view on a machine whose load changes.
+    const c = samples.get('caphost')!;
+    const e = samples.get('node-http-echo')!;
+    const ratios = (a: number[], b: number[]) => a.map((x, i) => (x / b[i]!).toFixed(2)).join(', ');
+    suite.notes.push(`caphost / echo per round: p50 [${ratios(c.p50, e.p50)}], req/s [${ratios(c.tput, e.tput)}]`);
     for (const [subject, got] of samples) {
       const detail = (xs: number[]) => ({ rounds: xs.map((x) => Math.round(x * 10) / 10) });
       addFigure(suite, 'infer.p50', subject, median(got.p50), detail(got.p50));
