@@ -18,8 +18,10 @@ Starts the workers a config file names and serves them over HTTP:
   POST /v2/models/{name}[/versions/{v}]/infer    KServe v2 infer, JSON tensors or binary tensor
                                        data (Inference-Header-Content-Length)
   POST /caphost/v1/capabilities/{capability}     plain JSON message in, JSON message out
+                                       (bytes as base64; Caphost-Deadline-Ms header = deadline)
   GET  /caphost/v1/capabilities        what the workers provide
   GET  /metrics                        Prometheus text format
+Infer takes Triton's parameters.timeout (µs) as the call's deadline and parameters.priority.
 Errors are {"error": message, "code": CAPHOST_CODE}. SIGTERM or SIGINT drains: new requests get 503,
 in-flight ones have the grace period, the rest fail with CONTROLLER_CLOSED; a second signal exits at once.
 
