@@ -162,7 +162,8 @@ export class InferenceServer {
       }
       this.#fail(res, 'other', new CaphostError(ErrorCode.INVALID_ARGUMENT, `no route ${req.method} ${path}; this server speaks KServe v2 under /v2 (health/live, health/ready, models/{name}[/versions/{v}][/ready|/infer]), /metrics and /caphost/v1/capabilities[/{capability}]`), 404);
     } catch (err) {
-      this.#fail(res, 'other', asCaphostError(err));
+      const error = err instanceof URIError ? new CaphostError(ErrorCode.INVALID_ARGUMENT, `the path ${path} is not valid percent-encoding`) : asCaphostError(err);
+      this.#fail(res, 'other', error);
     }
   }
 

@@ -162,6 +162,9 @@ describe('KServe v2 over HTTP against a real server', () => {
     assert.equal(method.status, 405);
     assert.equal(((await method.json()) as { code: string }).code, 'INVALID_ARGUMENT');
 
+    const encoding = await getJson(`${s.url}/v2/models/%E0%A4%A/ready`);
+    assert.deepEqual([encoding.status, encoding.body.code], [400, 'INVALID_ARGUMENT']);
+
     const route = await getJson(`${s.url}/v3/whatever`);
     assert.deepEqual([route.status, route.body.code], [404, 'INVALID_ARGUMENT']);
 
