@@ -23,6 +23,8 @@ export const ErrorCode = {
   DEVICE_ERROR: 'DEVICE_ERROR',
   SANDBOX_UNAVAILABLE: 'SANDBOX_UNAVAILABLE',
   NATIVE_ERROR: 'NATIVE_ERROR',
+  /** The NATS mesh cannot be joined: no server answers, or TLS was refused one way or the other. */
+  MESH_UNAVAILABLE: 'MESH_UNAVAILABLE',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -7,6 +7,7 @@ import { type ChannelConfig, defaultChannelConfig } from '../scheduler/ring-layo
 import { type BuiltinProfileName, type SandboxProfile, resolveProfile } from '../isolation/sandbox/sandbox-profile.js';
 import { moduleFolderProblem } from '../isolation/sandbox/sandbox-plan.js';
 import { requireSandbox } from '../isolation/sandbox/sandbox-support.js';
+import { type MeshOptions, type ResolvedMeshOptions, resolveMeshOptions } from '../mesh/mesh-options.js';
 import { DEVICE_KINDS, type DeviceKind } from '../device/device-selection.js';
 
 export interface WorkerEntry {
@@ -70,6 +71,8 @@ export interface ControllerOptions {
   readonly logger?: Logger | LogLevel;
   /** The device backend: 'auto' (default: cuda, then metal, then cpu), or one by name, which fails with DEVICE_UNAVAILABLE when absent. */
   readonly device?: DeviceKind | DeviceOptions;
+  /** Join a mesh of controllers over NATS (mTLS): serve peers' calls and route to their capabilities. */
+  readonly mesh?: MeshOptions;
 }
 
 interface ResolvedEntryBase {
@@ -96,6 +99,7 @@ export interface ResolvedOptions {
   readonly logger: Logger;
   readonly logLevel: LogLevel;
   readonly device: { readonly kind: DeviceKind; readonly cpuThreads: number };
+  readonly mesh: ResolvedMeshOptions | undefined;
 }
 
 function invalid(option: string, expected: string, value: unknown): CaphostError {
@@ -152,7 +156,8 @@ function resolveDevice(value: ControllerOptions['device']): ResolvedOptions['dev
 /** Validates every option eagerly, so mistakes surface at start with the option's name. */
 export function resolveOptions(options: ControllerOptions): ResolvedOptions {
   if (options === null || typeof options !== 'object') throw invalid('', 'an object', options);
-  if (!Array.isArray(options.workers) || options.workers.length === 0) throw invalid('workers', 'a non-empty array of { module, strategy, replicas }', options.workers);
+  // A mesh node may run no workers of its own and only call its peers'.
+  if (!Array.isArray(options.workers) || (options.workers.length === 0 && options.mesh === undefined)) throw invalid('workers', 'a non-empty array of { module, strategy, replicas }', options.workers);
   const transport = options.transport ?? {};
   const slots = integer('transport.slots', transport.slots, defaultChannelConfig.slots, 2, 65536);
   if (!isPowerOfTwo(slots)) throw invalid('transport.slots', 'a power of two', slots);
@@ -208,6 +213,7 @@ export function resolveOptions(options: ControllerOptions): ResolvedOptions {
     logger,
     logLevel,
     device: resolveDevice(options.device),
+    mesh: options.mesh === undefined ? undefined : resolveMeshOptions(options.mesh),
   };
   // Last, so a typo elsewhere is not hidden behind it, and before anything is spawned.
   workers.forEach((entry, i) => {

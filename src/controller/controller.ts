@@ -1,7 +1,7 @@
 import { CaphostError, ErrorCode } from '../errors.js';
 import type { ExecutionStrategy } from '../isolation/execution-strategy.js';
 import { createStrategy } from '../isolation/create-strategy.js';
-import { type CapabilityDescriptor, CapabilityRegistry } from '../router/capability-registry.js';
+import { type CapabilityDescriptor, CapabilityRegistry, type RouteGroup } from '../router/capability-registry.js';
 import { parseCapabilityId } from '../router/capability-ref.js';
 import { type MessageCodec, compileSchema } from '../router/capability-schema.js';
 import type { CallObserver } from '../scheduler/call-observer.js';
@@ -15,6 +15,8 @@ import { ReplicaSupervisor } from './replica-supervisor.js';
 import { DeviceOwner, type DeviceStats } from './device-owner.js';
 import type { Device } from '../device/device.js';
 import type { DeviceTensor } from '../device/device-tensor.js';
+import { type MeshHost, MeshNode, type MeshStats } from '../mesh/mesh-node.js';
+import type { AdvertisedCapability } from '../mesh/mesh-wire.js';
 
 export interface CallOptions {
   /** Milliseconds from now after which the call fails with DEADLINE_EXCEEDED (queued or running). */
@@ -58,6 +60,8 @@ export interface ControllerStats {
   readonly arena: { readonly bytes: number; readonly inUse: number };
   /** The backend in use, why it was chosen, and the device buffers alive. */
   readonly device: DeviceStats;
+  /** Present when the controller joined a mesh. */
+  readonly mesh?: MeshStats;
 }
 
 function rejectWith(error: unknown): Promise<never> {
@@ -77,6 +81,9 @@ export class Controller {
   readonly #device: DeviceOwner;
   #closing: Promise<void> | undefined;
   readonly #observers: CallObserver[] = [];
+  #mesh: MeshNode | undefined;
+  /** Schema sources of the local capabilities, which the mesh advertises. */
+  readonly #sources = new Map<string, AdvertisedCapability>();
 
   private constructor(options: ResolvedOptions) {
     this.#options = options;
@@ -96,6 +103,7 @@ export class Controller {
     const controller = new Controller(resolveOptions(options));
     try {
       await controller.#startWorkers();
+      if (controller.#options.mesh !== undefined) controller.#mesh = await MeshNode.start(controller.#options.mesh, controller.#meshHost());
     } catch (err) {
       await controller.close({ graceMs: 0 });
       throw err;
@@ -128,6 +136,7 @@ export class Controller {
           supervisor.start().then((advertised) => {
             const capabilities = advertised.map((cap) => ({ id: parseCapabilityId(cap.key), schema: compileSchema(cap.key, cap), batch: cap.batch }));
             this.#registry.add(replica.provider, false, strategy.sharesArena, capabilities);
+            for (const cap of advertised) this.#sources.set(cap.key, { key: cap.key, proto: cap.proto, input: cap.input, output: cap.output });
           }),
         );
       }
@@ -191,11 +200,53 @@ export class Controller {
         ),
       );
     }
+    if (this.#mesh !== undefined && group.candidates[group.candidates.length - 1]!.remote && (tensors === null || tensors.length === 0)) {
+      // Remote candidates come last in static order; the mesh picks among all and retries. Device
+      // tensors name this node's buffers, so calls that carry them stay here.
+      const deadlineMs = options?.deadlineMs ?? 0;
+      const refs = encoded.refs;
+      return this.#mesh.route(capability, group, encoded.bytes, deadline, deadlineMs, signal, (payload) =>
+        new Promise((resolve, reject) => this.#scheduler.submit(new PendingCall(this.#registry.localGroup(capability), payload, refs, priority, this.#scheduler.nextSeq(), deadline, deadlineMs, signal, resolve, reject))),
+      ) as Promise<O>;
+    }
     return new Promise<O>((resolve, reject) => {
       const call = new PendingCall(group, encoded.bytes, encoded.refs, priority, this.#scheduler.nextSeq(), deadline, options?.deadlineMs ?? 0, signal, resolve as (v: unknown) => void, reject);
       if (tensors !== null && tensors.length > 0) call.tensors = tensors;
       this.#scheduler.submit(call);
     });
+  }
+
+  /** What the mesh sees of this controller. */
+  #meshHost(): MeshHost {
+    return {
+      log: this.#options.logger,
+      capabilities: () => [...this.#sources.values()],
+      load: () => this.#scheduler.queuedCalls + this.#supervisors.reduce((n, s) => n + (s.replica.channel?.inFlight ?? 0), 0),
+      localLoad: (provider) => this.#supervisors[provider]?.replica.load() ?? Infinity,
+      serve: (capability, input, deadlineMs, signal) => this.#serve(capability, input, deadlineMs, signal),
+      addPeer: (provider, capabilities) =>
+        this.#registry.add(provider, true, false, capabilities.map((c) => ({ id: parseCapabilityId(c.key), schema: compileSchema(c.key, c) }))),
+      removePeer: (provider) => this.#registry.remove(provider),
+      group: (text) => this.#registry.group(text),
+    };
+  }
+
+  /** A call from another node: local workers only, input already encoded, output returned encoded. */
+  #serve(capability: string, input: Uint8Array, deadlineMs: number, signal: AbortSignal): Promise<Uint8Array> {
+    let group: RouteGroup;
+    try {
+      group = this.#registry.localGroup(capability);
+    } catch (err) {
+      return rejectWith(err);
+    }
+    if (!payloadFits(this.#options.channel, input.length, 0)) {
+      return rejectWith(new CaphostError(ErrorCode.PAYLOAD_TOO_LARGE, `the input of this "${capability}" call is ${input.length} bytes, more than transport.overflowBytes (${this.#options.channel.overflowBytes}) of the serving node`, { details: { capability, bytes: input.length } }));
+    }
+    const deadline = deadlineMs > 0 ? Date.now() + deadlineMs : 0;
+    const output = group.candidates[0]!.schema.output;
+    return new Promise<unknown>((resolve, reject) => {
+      this.#scheduler.submit(new PendingCall(group, input, null, 0, this.#scheduler.nextSeq(), deadline, deadlineMs, signal, resolve, reject));
+    }).then((value) => output.encode(value as object, null).bytes.finish());
   }
 
   /** What this controller serves: each capability with its version, providers and message types. */
@@ -253,6 +304,7 @@ export class Controller {
       queued: scheduler.queued,
       arena: { bytes: this.#arena?.byteLength ?? 0, inUse: this.#arena?.bytesInUse ?? 0 },
       device: this.#device.stats(),
+      ...(this.#mesh === undefined ? {} : { mesh: this.#mesh.stats() }),
     };
   }
 
@@ -267,6 +319,8 @@ export class Controller {
 
   async #close(graceMs: number): Promise<void> {
     const until = Date.now() + graceMs;
+    // The mesh first: calls it serves still need the local workers.
+    await this.#mesh?.close(graceMs);
     while (Date.now() < until && this.#busy()) await new Promise((r) => setTimeout(r, 2));
     const closed = () => new CaphostError(ErrorCode.CONTROLLER_CLOSED, 'the controller closed before this call finished');
     this.#scheduler.rejectQueued(closed);

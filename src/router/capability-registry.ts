@@ -41,17 +41,20 @@ export interface CapabilityDescriptor {
 export class CapabilityRegistry {
   private readonly entries: CapabilityRoute[] = [];
   private readonly groups = new Map<string, RouteGroup>();
+  private readonly localGroups = new Map<string, RouteGroup>();
 
   add(provider: number, remote: boolean, sharesArena: boolean, capabilities: ReadonlyArray<{ id: CapabilityId; schema: CapabilitySchema; batch?: BatchPolicy | undefined }>): void {
     capabilities.forEach(({ id, schema, batch }, index) => {
       this.entries.push({ provider, capability: id, remote, key: formatCapabilityId(id), schema, index, sharesArena, batch });
     });
     this.groups.clear();
+    this.localGroups.clear();
   }
 
   remove(provider: number): void {
     for (let i = this.entries.length - 1; i >= 0; i--) if (this.entries[i]!.provider === provider) this.entries.splice(i, 1);
     this.groups.clear();
+    this.localGroups.clear();
   }
 
   get table(): readonly CapabilityRoute[] {
@@ -73,6 +76,20 @@ export class CapabilityRegistry {
     }
     const group: RouteGroup = { text, request, candidates, sharesArena: candidates.every((c) => c.sharesArena), batched: candidates.every((c) => c.batch !== undefined) };
     this.groups.set(text, group);
+    return group;
+  }
+
+  /** Like group, over local providers only: for calls that arrive from other nodes, which must not travel on. */
+  localGroup(text: string): RouteGroup {
+    const cached = this.localGroups.get(text);
+    if (cached !== undefined) return cached;
+    const request = parseCapabilityRequest(text);
+    const candidates = candidatesFor(this.entries.filter((e) => !e.remote), request) as CapabilityRoute[];
+    if (candidates.length === 0) {
+      throw new CaphostError(ErrorCode.CAPABILITY_NOT_FOUND, `no local worker provides capability "${text}"`, { details: { capability: text } });
+    }
+    const group: RouteGroup = { text, request, candidates, sharesArena: candidates.every((c) => c.sharesArena), batched: candidates.every((c) => c.batch !== undefined) };
+    this.localGroups.set(text, group);
     return group;
   }
 

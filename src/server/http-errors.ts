@@ -21,6 +21,7 @@ const STATUS: Record<ErrorCode, number> = {
   DEVICE_ERROR: 500,
   SANDBOX_UNAVAILABLE: 503,
   NATIVE_ERROR: 500,
+  MESH_UNAVAILABLE: 503,
 };
 
 /** The HTTP status for an error code; codes added later default to 500. */
