@@ -30,6 +30,11 @@ export const SCOPES: Record<string, Scope> = {
     run: async (ctx) => (await import('./device/suite.js')).runDevice(ctx),
   },
   http: { description: 'caphost serve (KServe v2 infer over HTTP) vs a bare node:http echo of the same body: p50, requests/s at 64 connections', inDefault: false, run: async (ctx) => (await import('./http/suite.js')).runHttp(ctx) },
+  mesh: {
+    description: 'remote call between two controllers over NATS (mTLS) vs a raw NATS request-reply echo between the same processes: p50, throughput with calls in flight',
+    inDefault: false,
+    run: async (ctx) => (await import('./mesh/suite.js')).runMesh(ctx),
+  },
 };
 
 export function defaultScopes(): string[] {

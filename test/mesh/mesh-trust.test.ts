@@ -49,7 +49,7 @@ describe('mesh trust and certificate rotation', { skip: 'reason' in nats ? nats.
 
   before(async () => {
     ca = await writeClusterCa(join(dir, 'ca'));
-    const tls = await ca.issue({ name: 'nats-trust', role: 'server', ttlMs: 3600_000, hosts: ['127.0.0.1'] });
+    const tls = await ca.issue({ name: 'nats-trust', role: 'server', ttlMs: 3600_000, hosts: ['127.0.0.1', 'localhost'] });
     server = await NatsServer.start((nats as { path: string }).path, { name: 'nats-trust', dir: join(dir, 'nats'), tls: { cert: tls.cert, key: tls.key, ca: ca.pem } });
   });
 
