@@ -14,7 +14,9 @@ void attention(const ops::OpsTable& k, const AttentionShape& s, const float* q, 
   using i64 = std::int64_t;
   const i64 ldq = s.heads * s.headDim, ldv = s.heads * s.valueDim;
   const KernelSet* ks = defaultKernelSet();
-  parallelFor(s.batch * s.heads, threads, [&](i64 task) {
+  // Small attentions (short sequences) run on the caller: a pool hand-off costs more than them.
+  const double macs = static_cast<double>(s.batch) * s.heads * s.seqQ * s.seqK * (s.headDim + s.valueDim);
+  parallelFor(s.batch * s.heads, macs < (1 << 21) ? 1 : threads, [&](i64 task) {
     const i64 b = task / s.heads, h = task % s.heads;
     thread_local std::vector<float> scores;
     scores.resize(static_cast<std::size_t>(s.seqQ * s.seqK));

@@ -206,7 +206,11 @@ void sgemm(const KernelSet* ks, int m, int n, int k, const float* A, int lda, bo
   const int mTiles = (m + ks->mr - 1) / ks->mr, nTiles = (n + ks->nr - 1) / ks->nr;
   const bool splitM = mTiles >= nTiles || mTiles >= threads;
   const int tiles = splitM ? mTiles : nTiles;
-  const int workers = std::max(1, std::min({threads, tiles, kMaxThreads}));
+  // Below ~2M multiply-adds (tens of microseconds) waking a pool thread costs more than it
+  // saves, and far more on an oversubscribed machine: small products run on the caller alone.
+  constexpr double kMinParallelMacs = 1 << 21;
+  const bool small = static_cast<double>(m) * n * k < kMinParallelMacs;
+  const int workers = small ? 1 : std::max(1, std::min({threads, tiles, kMaxThreads}));
   if (workers == 1) return run(*ks, pr, 0, m, 0, n);
 
   auto bounds = [&](int w) {
