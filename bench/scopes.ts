@@ -35,6 +35,11 @@ export const SCOPES: Record<string, Scope> = {
     inDefault: false,
     run: async (ctx) => (await import('./mesh/suite.js')).runMesh(ctx),
   },
+  gpu: {
+    description: 'the CUDA backend through its library: GEMM TFLOP/s (f32, f16, bf16, 1024³..8192³), command-list submission µs, host↔device copy GB/s; skips without a GPU',
+    inDefault: false,
+    run: async (ctx) => (await import('./gpu/suite.js')).runGpu(ctx),
+  },
 };
 
 export function defaultScopes(): string[] {
