@@ -68,7 +68,7 @@ ch_status init(char* why, std::size_t len) {
     if (preferred) [found addObject:preferred];
 #if TARGET_OS_OSX
     for (id<MTLDevice> d in MTLCopyAllDevices())
-      if (d != preferred) [found addObject:d];
+      if (!preferred || d.registryID != preferred.registryID) [found addObject:d];
 #endif
     if (found.count == 0) return unavailable(why, len, "no Metal device (MTLCreateSystemDefaultDevice returned nil)");
     for (id<MTLDevice> dev in found) {

@@ -4,7 +4,8 @@
 #include <metal_stdlib>
 using namespace metal;
 
-constant constexpr uint kGroup = 256;
+// Threads per group of the row, attention and reduction kernels (a macro: usable as an array bound).
+#define kGroup 256u
 
 inline float bf16ToFloat(ushort h) { return as_type<float>(uint(h) << 16); }
 inline ushort floatToBf16(float f) {
