@@ -1,5 +1,7 @@
-// Builds the CUDA device backend (native/cuda → build-cuda/libcaphost_cuda.so) with CMake and
-// the machine's nvcc.
+// Builds the CUDA device backend with CMake and the machine's nvcc: objects in build-cuda/
+// (kept across node-gyp rebuilds, which empty build/), the library and its tools copied to
+// build/cuda/ where the controller looks (libcaphost_cuda.so, caphost-backend-probe,
+// caphost-backend-conformance, caphost-backend-bench).
 //
 //   node scripts/build-cuda.mjs            (npm run build:cuda) fails when it cannot build
 //   node scripts/build-cuda.mjs --if-nvcc  (the install step) skips, saying why, when there is
@@ -8,12 +10,14 @@
 //
 // CAPHOST_CUDA_ARCHS overrides the architectures (CMake syntax, e.g. "90" or "80-real;90").
 import { spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const buildDir = join(root, 'build-cuda');
+const outDir = join(root, 'build', 'cuda');
+const ARTIFACTS = ['libcaphost_cuda.so', 'caphost-backend-probe', 'caphost-backend-conformance', 'caphost-backend-bench'];
 const optional = process.argv.includes('--if-nvcc');
 const say = (line) => console.log(`caphost cuda: ${line}`);
 
@@ -55,7 +59,7 @@ if (!nvcc) skip('nvcc was not found (not on PATH, no CUDACXX, CUDA_HOME or /usr/
 if (nvcc.major < 12) skip(`nvcc ${nvcc.major}.${nvcc.minor} (${nvcc.path}) is older than the CUDA 12 the backend needs`);
 if (run('cmake', ['--version']).status !== 0) skip('cmake was not found on PATH (CMake 3.18 or later is needed next to nvcc)');
 
-say(`building with nvcc ${nvcc.major}.${nvcc.minor} (${nvcc.path}) into build-cuda/`);
+say(`building with nvcc ${nvcc.major}.${nvcc.minor} (${nvcc.path}) into build/cuda/`);
 const started = Date.now();
 const configure = ['-S', join(root, 'native', 'cuda'), '-B', buildDir, '-DCMAKE_BUILD_TYPE=Release', `-DCMAKE_CUDA_COMPILER=${nvcc.path}`];
 if (process.env.CAPHOST_CUDA_ARCHS) configure.push(`-DCMAKE_CUDA_ARCHITECTURES=${process.env.CAPHOST_CUDA_ARCHS}`);
@@ -69,14 +73,19 @@ for (const [what, args] of [
     process.exit(1);
   }
 }
-const library = join(buildDir, 'libcaphost_cuda.so');
-if (!existsSync(library)) {
-  console.error(`caphost cuda: the build finished without ${library}`);
-  process.exit(1);
+mkdirSync(outDir, { recursive: true });
+for (const name of ARTIFACTS) {
+  const built = join(buildDir, name);
+  if (!existsSync(built)) {
+    console.error(`caphost cuda: the build finished without ${built}`);
+    process.exit(1);
+  }
+  copyFileSync(built, join(outDir, name));
 }
+const library = join(outDir, 'libcaphost_cuda.so');
 const seconds = (Date.now() - started) / 1000;
 writeFileSync(
-  join(buildDir, 'build-info.json'),
-  JSON.stringify({ library, probe: join(buildDir, 'caphost-backend-probe'), nvcc: `${nvcc.major}.${nvcc.minor}`, seconds }, null, 2) + '\n',
+  join(outDir, 'build-info.json'),
+  JSON.stringify({ library, probe: join(outDir, 'caphost-backend-probe'), nvcc: `${nvcc.major}.${nvcc.minor}`, seconds }, null, 2) + '\n',
 );
 say(`built ${library} in ${seconds.toFixed(1)} s`);

@@ -1,17 +1,19 @@
-// Builds the Metal device backend (native/metal → build-metal/libcaphost_metal.dylib) with
-// CMake and Xcode's clang. The kernels are Metal Shading Language source compiled at load,
+// Builds the Metal device backend with CMake and Xcode's clang: objects in build-metal/, the
+// library and its tools copied to build/metal/ where the controller looks. The kernels are Metal Shading Language source compiled at load,
 // so no offline metal compiler is needed.
 //
 //   node scripts/build-metal.mjs             (npm run build:metal) fails when it cannot build
 //   node scripts/build-metal.mjs --if-macos  (the install step) skips, saying why, off macOS,
 //                                            without CMake, or with CAPHOST_METAL=off
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const buildDir = join(root, 'build-metal');
+const outDir = join(root, 'build', 'metal');
+const ARTIFACTS = ['libcaphost_metal.dylib', 'caphost-backend-probe', 'caphost-backend-conformance', 'caphost-backend-bench'];
 const optional = process.argv.includes('--if-macos');
 
 function skip(reason) {
@@ -38,9 +40,13 @@ for (const [what, args] of [
     process.exit(1);
   }
 }
-const library = join(buildDir, 'libcaphost_metal.dylib');
-if (!existsSync(library)) {
-  console.error(`caphost metal: the build finished without ${library}`);
-  process.exit(1);
+mkdirSync(outDir, { recursive: true });
+for (const name of ARTIFACTS) {
+  const built = join(buildDir, name);
+  if (!existsSync(built)) {
+    console.error(`caphost metal: the build finished without ${built}`);
+    process.exit(1);
+  }
+  copyFileSync(built, join(outDir, name));
 }
-console.log(`caphost metal: built ${library} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+console.log(`caphost metal: built ${join(outDir, 'libcaphost_metal.dylib')} in ${((Date.now() - started) / 1000).toFixed(1)} s`);

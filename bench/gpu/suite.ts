@@ -44,7 +44,7 @@ interface Line {
 
 export async function runGpu(ctx: RunContext): Promise<SuiteResult> {
   const { library } = cudaBuildPaths();
-  const driver = fileURLToPath(new URL('../../../build-cuda/caphost-backend-bench', import.meta.url));
+  const driver = fileURLToPath(new URL('../../../build/cuda/caphost-backend-bench', import.meta.url));
   const metrics: Metric[] = [];
   const targets: Target[] = [];
   const suite = newSuite({ suite: 'gpu', title: 'gpu: the CUDA backend, measured through its library', subjects: ['cuda'], baselines: [], metrics, targets });

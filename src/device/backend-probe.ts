@@ -35,9 +35,9 @@ export interface ProbeOptions {
   timeoutMs?: number;
 }
 
-/** Where `npm run build:cuda` puts the CUDA backend and its probe (build-cuda/ in the package). */
+/** Where `npm run build:cuda` puts the CUDA backend and its probe (build/cuda/ in the package). */
 export function cudaBuildPaths(): { library: string; probe: string } {
-  const dir = new URL('../../../build-cuda/', import.meta.url);
+  const dir = new URL('../../../build/cuda/', import.meta.url);
   return {
     library: fileURLToPath(new URL('libcaphost_cuda.so', dir)),
     probe: fileURLToPath(new URL('caphost-backend-probe', dir)),

@@ -17,12 +17,12 @@ interface Candidate {
   notBuiltReason: string;
 }
 
-const metalDir = new URL('../../../build-metal/', import.meta.url);
+const metalDir = new URL('../../../build/metal/', import.meta.url);
 const candidates: Candidate[] = [
   {
     name: 'cuda',
     library: cudaBuildPaths().library,
-    driver: fileURLToPath(new URL('../../../build-cuda/caphost-backend-conformance', import.meta.url)),
+    driver: fileURLToPath(new URL('../../../build/cuda/caphost-backend-conformance', import.meta.url)),
     notBuiltReason: 'the CUDA backend is not built here: nvcc was not found at install (npm run build:cuda builds it)',
   },
   {
