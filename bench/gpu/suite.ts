@@ -9,6 +9,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { cudaBuildPaths, probeBackend } from '../../src/device/backend-probe.js';
+import { measureCallLatency } from './call-latency.js';
 import { addFigure, newSuite, type Metric, type RunContext, type SuiteResult, type Target } from '../suite.js';
 
 const UNITS: Record<string, Metric['better']> = { 'TFLOP/s': 'higher', 'GB/s': 'higher', 'µs': 'lower' };
@@ -59,36 +60,69 @@ export async function runGpu(ctx: RunContext): Promise<SuiteResult> {
     return suite;
   }
   ctx.log(`gpu: ${probe.devices[0]?.name ?? 'cuda'}: GEMM, submission and copies${ctx.quick ? ' (quick)' : ''}`);
-  const out = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(driver, ctx.quick ? [library, '--quick'] : [library], { timeout: 20 * 60_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }),
-    );
-  });
-  for (const text of out.stdout.split('\n')) {
-    if (!text.trim()) continue;
-    const line = JSON.parse(text) as Line;
-    if (line.kind === 'device') {
-      suite.title = `gpu: ${line.name} (${line.backend}, compute ${line.computeMajor}.${line.computeMinor})`;
-      suite.notes.push(`device: ${line.name}, ${(Number(line.totalMemory) / 2 ** 30).toFixed(1)} GiB, ${line.multiprocessors} SMs`);
-      for (const [re, peak] of DENSE_PEAK) {
-        if (!re.test(String(line.name))) continue;
-        for (const d of ['f16', 'bf16']) targets.push({ metric: `gemm.${d}.4096`, subject: 'cuda', op: '>=', threshold: peak / 2 });
-        suite.notes.push(`targets: 50% of the ${peak} TFLOP/s dense f16/bf16 peak of this card`);
-        break;
+  const runDriver = (args: string[], env: NodeJS.ProcessEnv) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(driver, ctx.quick ? [library, ...args, '--quick'] : [library, ...args], { timeout: 20 * 60_000, maxBuffer: 16 << 20, env }, (err, stdout, stderr) =>
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }),
+      );
+    });
+  const record = (subject: string, stdout: string): void => {
+    for (const text of stdout.split('\n')) {
+      if (!text.trim()) continue;
+      const line = JSON.parse(text) as Line;
+      if (line.kind === 'device' && subject === 'cuda') {
+        suite.title = `gpu: ${line.name} (${line.backend}, compute ${line.computeMajor}.${line.computeMinor})`;
+        suite.notes.push(`device: ${line.name}, ${(Number(line.totalMemory) / 2 ** 30).toFixed(1)} GiB, ${line.multiprocessors} SMs`);
+        for (const [re, peak] of DENSE_PEAK) {
+          if (!re.test(String(line.name))) continue;
+          for (const d of ['f16', 'bf16']) targets.push({ metric: `gemm.${d}.4096`, subject: 'cuda', op: '>=', threshold: peak / 2 });
+          suite.notes.push(`targets: 50% of the ${peak} TFLOP/s dense f16/bf16 peak of this card`);
+          break;
+        }
+        targets.push({ metric: 'submit.roundtrip.1op', subject: 'cuda', op: '<=', threshold: 10 });
+      } else if (line.kind === 'figure' && line.metric && typeof line.value === 'number') {
+        if (!metrics.some((m) => m.key === line.metric)) {
+          metrics.push({ key: line.metric, label: label(line.metric), unit: line.unit ?? '', better: UNITS[line.unit ?? ''] ?? 'higher' });
+        }
+        addFigure(suite, line.metric, subject, line.value, line.detail);
+      } else if (line.kind === 'skip') {
+        suite.notes.push(`${subject}: skipped: ${line.why}`);
+      } else if (line.kind === 'error') {
+        throw new Error(`gpu bench driver (${subject}): ${line.why}`);
       }
-      targets.push({ metric: 'submit.roundtrip.1op', subject: 'cuda', op: '<=', threshold: 10 });
-    } else if (line.kind === 'figure' && line.metric && typeof line.value === 'number') {
-      if (!metrics.some((m) => m.key === line.metric)) {
-        metrics.push({ key: line.metric, label: label(line.metric), unit: line.unit ?? '', better: UNITS[line.unit ?? ''] ?? 'higher' });
-      }
-      addFigure(suite, line.metric, 'cuda', line.value, line.detail);
-    } else if (line.kind === 'skip') {
-      suite.notes.push(`skipped: ${line.why}`);
-    } else if (line.kind === 'error') {
-      throw new Error(`gpu bench driver: ${line.why}`);
     }
+  };
+  const own = await runDriver([], process.env);
+  record('cuda', own.stdout);
+  if (own.code !== 0 && own.code !== 2) throw new Error(`gpu bench driver exited with ${own.code}: ${own.stderr.trim()}`);
+
+  // cuBLAS, when this build has the optional path and libcublas loads, as the GEMM baseline.
+  const cublasEnv = { ...process.env, CAPHOST_CUDA_GEMM: 'cublas' };
+  const cublasProbe = await probeBackend(library, { env: cublasEnv });
+  if (cublasProbe.ok) {
+    ctx.log('gpu: the same GEMMs through cuBLAS (baseline)');
+    const cublas = await runDriver(['--gemm-only'], cublasEnv);
+    record('cublas', cublas.stdout);
+    if (cublas.code !== 0) throw new Error(`gpu bench driver (cublas) exited with ${cublas.code}: ${cublas.stderr.trim()}`);
+    suite.subjects.push('cublas');
+    suite.baselines.push('cublas');
+  } else {
+    suite.notes.push(`no cuBLAS baseline: ${cublasProbe.why}`);
   }
-  if (out.code !== 0 && out.code !== 2) throw new Error(`gpu bench driver exited with ${out.code}: ${out.stderr.trim()}`);
-  suite.notes.push('not measured here: a capability call whose handler runs a command list (needs the controller device addon of issue 4)');
+
+  ctx.log('gpu: capability call whose handler runs a command list, vs the list run directly');
+  const call = await measureCallLatency('cuda', ctx.quick);
+  const callMetrics: Metric[] = [
+    { key: 'call.direct.p50', label: 'command list (scale of 4096 floats) run by the controller, p50', unit: 'µs', better: 'lower' },
+    { key: 'call.e2e.p50', label: 'capability call whose thread-worker handler runs that list, p50', unit: 'µs', better: 'lower' },
+    { key: 'call.e2e.p99', label: 'the same call, p99', unit: 'µs', better: 'lower' },
+    { key: 'call.overKernels.p50', label: 'what the call adds over the list itself (p50 difference)', unit: 'µs', better: 'lower' },
+  ];
+  metrics.push(...callMetrics);
+  addFigure(suite, 'call.direct.p50', 'cuda', call.directP50);
+  addFigure(suite, 'call.e2e.p50', 'cuda', call.callP50);
+  addFigure(suite, 'call.e2e.p99', 'cuda', call.callP99);
+  addFigure(suite, 'call.overKernels.p50', 'cuda', call.callP50 - call.directP50);
+  targets.push({ metric: 'call.overKernels.p50', subject: 'cuda', op: '<=', threshold: 20 });
   return suite;
 }

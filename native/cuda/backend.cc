@@ -12,6 +12,9 @@
 #include <vector>
 
 #include "allocator.h"
+#ifdef CAPHOST_HAVE_CUBLAS
+#include "gemm_cublas.h"
+#endif
 #include "kernels.h"
 #include "state.h"
 #include "stream_ops.h"
@@ -33,6 +36,24 @@ std::vector<Device>& devices() {
 
 thread_local std::string tlsError;
 thread_local int tlsDevice = -1;
+bool useCublas = false;
+
+// CAPHOST_CUDA_GEMM: unset or "own" runs this library's GEMM kernels; "cublas" the optional
+// cuBLAS path, which must then be compiled in and loadable. "" when fine, else the reason.
+std::string chooseGemm() {
+  const char* v = std::getenv("CAPHOST_CUDA_GEMM");
+  const std::string want = v ? v : "";
+  useCublas = false;
+  if (want.empty() || want == "own") return "";
+  if (want != "cublas") return "CAPHOST_CUDA_GEMM must be 'own' or 'cublas', not '" + want + "'";
+#ifdef CAPHOST_HAVE_CUBLAS
+  if (std::string why = cublas::load(); !why.empty()) return "CAPHOST_CUDA_GEMM=cublas, but " + why;
+  useCublas = true;
+  return "";
+#else
+  return "CAPHOST_CUDA_GEMM=cublas, but this build has no cuBLAS path (cublas_v2.h was not found when it was built)";
+#endif
+}
 
 std::string version(int v) { return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10); }
 
@@ -44,6 +65,7 @@ ch_status unavailable(char* why, std::size_t len, const std::string& reason) {
 
 ch_status init(char* why, std::size_t len) {
   devices().clear();
+  if (std::string reason = chooseGemm(); !reason.empty()) return unavailable(why, len, reason);
   int driver = 0;
   cudaDriverGetVersion(&driver);
   if (driver == 0)
@@ -171,6 +193,8 @@ ch_status useDevice(std::int32_t device) {
   tlsDevice = device;
   return CH_OK;
 }
+
+bool gemmWithCublas() { return useCublas; }
 
 int computeOf(std::int32_t device) {
   return device >= 0 && device < deviceCount() ? devices()[device].compute : 0;

@@ -46,6 +46,16 @@ __global__ void castKernel(const From* __restrict__ x, To* __restrict__ out, i64
     out[i] = dev::fromFloat<To>(dev::toFloat(x[i]));
 }
 
+template <typename T>
+__global__ void epilogueKernel(T* __restrict__ c, i64 total, i64 n, const float* __restrict__ bias, int act) {
+  for (i64 i = blockIdx.x * static_cast<i64>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<i64>(gridDim.x) * blockDim.x) {
+    float v = dev::toFloat(c[i]);
+    if (bias) v += bias[i % n];
+    c[i] = dev::fromFloat<T>(dev::activate(v, act));
+  }
+}
+
 template <typename From>
 cudaError_t castFrom(cudaStream_t s, const From* x, void* out, DType to, i64 n) {
   switch (to) {
@@ -79,6 +89,19 @@ cudaError_t launchBinary(cudaStream_t s, Binary op, const float* a, const float*
   if (cols <= 0) cols = 1;
   if (op == Binary::Add) binaryKernel<Binary::Add><<<gridFor(n), kThreads, 0, s>>>(a, b, out, n, cols, broadcast);
   else binaryKernel<Binary::Mul><<<gridFor(n), kThreads, 0, s>>>(a, b, out, n, cols, broadcast);
+  return cudaGetLastError();
+}
+
+cudaError_t launchEpilogue(cudaStream_t s, void* c, DType out, i64 rows, i64 n, const float* bias, int activation) {
+  const i64 total = rows * n;
+  if (total == 0) return cudaSuccess;
+  switch (out) {
+    case DType::F32: epilogueKernel<<<gridFor(total), kThreads, 0, s>>>(static_cast<float*>(c), total, n, bias, activation); break;
+    case DType::F16: epilogueKernel<<<gridFor(total), kThreads, 0, s>>>(static_cast<__half*>(c), total, n, bias, activation); break;
+    case DType::BF16:
+      epilogueKernel<<<gridFor(total), kThreads, 0, s>>>(static_cast<__nv_bfloat16*>(c), total, n, bias, activation);
+      break;
+  }
   return cudaGetLastError();
 }
 

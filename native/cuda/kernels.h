@@ -48,6 +48,8 @@ struct GemmArgs {
 // otherwise; `compute` is major*10+minor of the stream's device.
 cudaError_t launchGemm(cudaStream_t s, const GemmArgs& g, int compute);
 cudaError_t launchGemmSimt(cudaStream_t s, const GemmArgs& g);
+// In place on c (rows x n, dtype `out`): c = act(c + bias[col]); for GEMMs that had no fused epilogue.
+cudaError_t launchEpilogue(cudaStream_t s, void* c, DType out, i64 rows, i64 n, const float* bias, int activation);
 cudaError_t launchGemmTensorCore(cudaStream_t s, const GemmArgs& g);
 
 struct AttentionArgs {

@@ -40,6 +40,7 @@ struct ch_stream {
   int* hostFlags;        // pinned mirror read at synchronize
   bool checkFlags;       // an op since the last synchronize may have set deviceFlags
   std::vector<caphost::cuda::PendingDownload> downloads;
+  void* cublasHandle;    // the optional cuBLAS path's handle for this stream, made on first use
 };
 
 namespace caphost::cuda {
@@ -52,5 +53,7 @@ ch_status failCuda(cudaError_t err, const std::string& what);
 ch_status useDevice(std::int32_t device);
 // Compute capability major*10+minor of a device initialised by init().
 int computeOf(std::int32_t device);
+// True when init() chose the optional cuBLAS GEMM path (CAPHOST_CUDA_GEMM=cublas).
+bool gemmWithCublas();
 
 }  // namespace caphost::cuda

@@ -5,6 +5,9 @@
 #include <string>
 
 #include "staging.h"
+#ifdef CAPHOST_HAVE_CUBLAS
+#include "gemm_cublas.h"
+#endif
 #include "stream_ops.h"
 
 namespace caphost::cuda {
@@ -43,6 +46,9 @@ ch_status streamCreate(std::int32_t device, ch_stream** out) {
 void streamDestroy(ch_stream* st) {
   if (!st) return;
   if (useDevice(st->device) == CH_OK && st->stream) cudaStreamSynchronize(st->stream);
+#ifdef CAPHOST_HAVE_CUBLAS
+  cublas::release(st);
+#endif
   delete st->staging;
   if (st->deviceFlags) cudaFree(st->deviceFlags);
   if (st->hostFlags) cudaFreeHost(st->hostFlags);

@@ -6,6 +6,9 @@
 
 #include "kernels.h"
 #include "stream_ops.h"
+#ifdef CAPHOST_HAVE_CUBLAS
+#include "gemm_cublas.h"
+#endif
 
 namespace caphost::cuda {
 
@@ -41,7 +44,7 @@ bool allF32(const ch_op& op, int floatInputs) {
   return op.output.dtype == CH_F32;
 }
 
-cudaError_t matmul(cudaStream_t s, const ch_op& op, int compute) {
+GemmArgs gemmArgs(const ch_op& op) {
   const ch_tensor &a = op.inputs[0], &b = op.inputs[1], &c = op.output;
   GemmArgs g{};
   g.transA = (op.flags & CH_FLAG_TRANS_A) != 0;
@@ -62,7 +65,7 @@ cudaError_t matmul(cudaStream_t s, const ch_op& op, int compute) {
   g.out = static_cast<DType>(c.dtype);
   g.alpha = op.f0;
   g.activation = op.i0;
-  return launchGemm(s, g, compute);
+  return g;
 }
 
 cudaError_t attention(cudaStream_t s, const ch_op& op) {
@@ -98,7 +101,13 @@ cudaError_t runOp(ch_stream* st, const ch_op& op, ch_status* status) {
         *status = unsupported(op, "this dtype combination");
         return cudaSuccess;
       }
-      return matmul(s, op, computeOf(st->device));
+#ifdef CAPHOST_HAVE_CUBLAS
+      if (gemmWithCublas()) {
+        *status = cublas::gemm(st, gemmArgs(op));
+        return cudaSuccess;
+      }
+#endif
+      return launchGemm(s, gemmArgs(op), computeOf(st->device));
     }
     case CH_OP_CAST:
       if (!isFloat(x.dtype) || !isFloat(out.dtype)) {

@@ -1,4 +1,4 @@
-// caphost-backend-bench LIBRARY [--quick]: measures a backend library directly (no Node in the
+// caphost-backend-bench LIBRARY [--quick] [--gemm-only]: measures a backend library directly (no Node in the
 // way) and prints one JSON object per line:
 //   {"kind":"device","backend":"cuda","name":"NVIDIA H100 ...","computeMajor":9,...}
 //   {"kind":"figure","metric":"gemm.bf16.4096","value":412.3,"unit":"TFLOP/s","detail":{...}}
@@ -25,7 +25,7 @@ using i64 = std::int64_t;
 
 namespace {
 
-bool quick = false;
+bool quick = false, gemmOnly = false;
 
 double seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 
@@ -151,10 +151,13 @@ void jsonString(const char* str) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: caphost-backend-bench LIBRARY [--quick]\n");
+    std::fprintf(stderr, "usage: caphost-backend-bench LIBRARY [--quick] [--gemm-only]\n");
     return 64;
   }
-  for (int i = 2; i < argc; ++i) quick = quick || std::string(argv[i]) == "--quick";
+  for (int i = 2; i < argc; ++i) {
+    quick = quick || std::string(argv[i]) == "--quick";
+    gemmOnly = gemmOnly || std::string(argv[i]) == "--gemm-only";
+  }
   try {
     Session s(argv[1]);
     std::printf("{\"kind\":\"device\",\"backend\":");
@@ -165,8 +168,10 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(s.info.total_memory), s.info.compute_major, s.info.compute_minor,
                 s.info.threads);
     std::fflush(stdout);
-    submission(s);
-    copies(s);
+    if (!gemmOnly) {
+      submission(s);
+      copies(s);
+    }
     const std::vector<i64> sizes = quick ? std::vector<i64>{1024, 2048} : std::vector<i64>{1024, 2048, 4096, 8192};
     for (ch_dtype d : {CH_F32, CH_F16, CH_BF16})
       for (i64 n : sizes) gemm(s, d, n);

@@ -33,6 +33,8 @@ export interface ProbeOptions {
   probe?: string;
   /** Kill the probe after this long (a driver can hang in init). Default 30 s. */
   timeoutMs?: number;
+  /** The probe's environment (default: this process's), e.g. with CAPHOST_CUDA_GEMM=cublas. */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** Where `npm run build:cuda` puts the CUDA backend and its probe (build/cuda/ in the package). */
@@ -49,7 +51,7 @@ export function probeBackend(library: string, options: ProbeOptions = {}): Promi
   if (!existsSync(library)) return Promise.resolve({ ok: false, stage: 'load', why: `${library} does not exist` });
   if (!existsSync(probe)) return Promise.resolve({ ok: false, stage: 'probe', why: `the probe ${probe} does not exist` });
   return new Promise((resolve) => {
-    execFile(probe, [library], { timeout: options.timeoutMs ?? 30_000, encoding: 'utf8' }, (err, stdout, stderr) => {
+    execFile(probe, [library], { timeout: options.timeoutMs ?? 30_000, encoding: 'utf8', env: options.env ?? process.env }, (err, stdout, stderr) => {
       const line = stdout.trim().split('\n').pop() ?? '';
       let parsed: unknown;
       try {

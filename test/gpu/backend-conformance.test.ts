@@ -15,6 +15,8 @@ interface Candidate {
   library: string;
   driver: string;
   notBuiltReason: string;
+  /** Extra environment for this pass (the CUDA library's optional cuBLAS GEMM path). */
+  env?: Record<string, string>;
 }
 
 const metalDir = new URL('../../../build/metal/', import.meta.url);
@@ -24,6 +26,13 @@ const candidates: Candidate[] = [
     library: cudaBuildPaths().library,
     driver: fileURLToPath(new URL('../../../build/cuda/caphost-backend-conformance', import.meta.url)),
     notBuiltReason: 'the CUDA backend is not built here: nvcc was not found at install (npm run build:cuda builds it)',
+  },
+  {
+    name: 'cuda with CAPHOST_CUDA_GEMM=cublas',
+    library: cudaBuildPaths().library,
+    driver: fileURLToPath(new URL('../../../build/cuda/caphost-backend-conformance', import.meta.url)),
+    notBuiltReason: 'the CUDA backend is not built here: nvcc was not found at install (npm run build:cuda builds it)',
+    env: { CAPHOST_CUDA_GEMM: 'cublas' },
   },
   {
     name: 'metal',
@@ -38,8 +47,9 @@ const candidates: Candidate[] = [
 
 async function skipReason(c: Candidate): Promise<string | false> {
   if (!existsSync(c.library) || !existsSync(c.driver)) return c.notBuiltReason;
-  const probe = await probeBackend(c.library);
-  if (!probe.ok) return `no ${c.name} device to test on: ${probe.why}`;
+  const env = { ...process.env, ...c.env };
+  const probe = await probeBackend(c.library, { env });
+  if (!probe.ok) return `${c.name} cannot run here: ${probe.why}`;
   return false;
 }
 
@@ -47,7 +57,7 @@ for (const c of candidates) {
   const skip = await skipReason(c);
   test(`${c.name}: every op matches the float64 reference within its tolerance`, { skip, timeout: 15 * 60_000 }, async () => {
     const { code, out } = await new Promise<{ code: number; out: string }>((resolve) => {
-      execFile(c.driver, [c.library], { timeout: 14 * 60_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      execFile(c.driver, [c.library], { timeout: 14 * 60_000, maxBuffer: 16 << 20, env: { ...process.env, ...c.env } }, (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
         resolve({ code, out: `${stdout}${stderr}` });
       });
