@@ -62,7 +62,8 @@ if (run('cmake', ['--version']).status !== 0) skip('cmake was not found on PATH 
 say(`building with nvcc ${nvcc.major}.${nvcc.minor} (${nvcc.path}) into build/cuda/`);
 const started = Date.now();
 const configure = ['-S', join(root, 'native', 'cuda'), '-B', buildDir, '-DCMAKE_BUILD_TYPE=Release', `-DCMAKE_CUDA_COMPILER=${nvcc.path}`];
-if (process.env.CAPHOST_CUDA_ARCHS) configure.push(`-DCMAKE_CUDA_ARCHITECTURES=${process.env.CAPHOST_CUDA_ARCHS}`);
+// Without CAPHOST_CUDA_ARCHS, drop a cached arch list so CMakeLists.txt's default applies again.
+configure.push(process.env.CAPHOST_CUDA_ARCHS ? `-DCMAKE_CUDA_ARCHITECTURES=${process.env.CAPHOST_CUDA_ARCHS}` : '-UCMAKE_CUDA_ARCHITECTURES');
 for (const [what, args] of [
   ['configure', configure],
   ['build', ['--build', buildDir, '--parallel', String(Math.max(1, Number(process.env.CAPHOST_CUDA_JOBS) || 2))]],
