@@ -31,3 +31,15 @@ test('server.callRoute: false turns the plain JSON route off; a draining server 
   assert.equal(answered.status, 200, 'an in-flight request finishes within the grace period');
   await closing;
 });
+
+test('a sandboxed process worker serves infer the same way', async () => {
+  const s = await serve({ workers: [{ module: worker('tensor-worker'), strategy: 'process' }] });
+  try {
+    const res = await postJson(`${s.url}/v2/models/tensor.scale/infer`, { inputs: [{ name: 'values', shape: [3], datatype: 'FP32', data: [1, 2, 3] }] });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.deepEqual(res.body.outputs[0], { name: 'values', datatype: 'FP32', shape: [3], data: [2, 4, 6] });
+    assert.equal(s.controller.stats().workers[0]!.state, 'running');
+  } finally {
+    await s.server.close();
+  }
+});
