@@ -66,8 +66,9 @@ test('caphost serve: curl infer against the CLI, then SIGTERM drains in-flight r
     assert.equal(res.status, 200);
     assert.deepEqual(JSON.parse(res.body).outputs[0], { name: 'values', datatype: 'FP32', shape: [3], data: [2, 4, 6] });
 
-    const slow = postJson(`${s.url}/caphost/v1/capabilities/test.behave@1`, { mode: 'sleep', ms: 400, value: 'finished' });
-    await new Promise((r) => setTimeout(r, 100));
+    const slow = postJson(`${s.url}/caphost/v1/capabilities/test.behave@1`, { mode: 'sleep', ms: 1000, value: 'finished' });
+    // SIGTERM once the call is in its worker: a request that arrives after it is refused (503).
+    await waitFor(async () => /caphost_worker_in_flight\{worker="behave-worker\.js#1\.0"\} 1\n/.test(await (await fetch(`${s.url}/metrics`)).text()));
     s.child.kill('SIGTERM');
     const answered = await slow;
     assert.equal(answered.status, 200);

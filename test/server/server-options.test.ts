@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { postJson, serve, worker } from './fixtures.js';
+import { postJson, serve, waitFor, worker } from './fixtures.js';
 
 test('server.defaultDeadlineMs bounds calls that set none; Caphost-Deadline-Ms sets one on the JSON route', async () => {
   const s = await serve({ workers: [{ module: worker('behave-worker') }] }, { defaultDeadlineMs: 100 });
@@ -24,7 +24,7 @@ test('server.callRoute: false turns the plain JSON route off; a draining server 
   assert.deepEqual([off.status, off.body.code], [404, 'INVALID_ARGUMENT']);
   assert.deepEqual(s.server.readiness(), { ready: true });
   const slow = postJson(`${s.url}/v2/models/test.behave/infer`, { inputs: [{ name: 'mode', shape: [1], datatype: 'BYTES', data: ['sleep'] }, { name: 'ms', shape: [1], datatype: 'UINT32', data: [200] }] });
-  await new Promise((r) => setTimeout(r, 50));
+  await waitFor(() => (s.controller.stats().workers[0]?.inFlight ?? 0) > 0);
   const closing = s.server.close({ graceMs: 5000 });
   assert.deepEqual(s.server.readiness(), { ready: false, reason: 'the server is shutting down' });
   const answered = await slow;
