@@ -3,7 +3,7 @@
 import { cpSync, readdirSync, statSync, mkdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 
-const roots = ['examples', 'test', 'bench'];
+const roots = ['examples', 'test', 'bench', 'scripts'];
 function walk(dir) {
   for (const name of readdirSync(dir)) {
     const path = join(dir, name);
