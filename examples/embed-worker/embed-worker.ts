@@ -1,0 +1,76 @@
+/**
+ * embed.text@1.0: sentence embeddings from a BERT-style model in Hugging Face's files
+ * (config.json, vocab.txt, model.safetensors, e.g. all-MiniLM-L6-v2), on weights the controller
+ * loads and grants. Calls are batched by the scheduler; every text of a batch runs in one pass.
+ *
+ *   process.env.CAPHOST_EMBED_MODEL = '/path/to/model';   // config.json and vocab.txt
+ *   await Controller.start({ workers: [{ module: '.../embed-worker.js', weights: '/path/to/model/model.safetensors' }] });
+ *   const { vectors } = await controller.call('embed.text@1', { texts: ['a sentence', 'another'] });
+ *   // vectors: { dtype: 'f32', shape: [2, hidden], data: Float32Array }
+ *
+ * CAPHOST_EMBED_MAX_TOKENS (default 128) truncates longer texts; CAPHOST_EMBED_MAX_BATCH
+ * (default 64) bounds the sequences of one pass.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BertEncoder } from '../../src/inference/bert-encoder.js';
+import { parseBertConfig } from '../../src/inference/bert-config.js';
+import { WordPieceTokenizer } from '../../src/inference/wordpiece-tokenizer.js';
+import { CaphostError, ErrorCode, defineWorker, type BatchContext } from '../../src/worker/index.js';
+
+let tokenizer: WordPieceTokenizer | undefined;
+let encoder: BertEncoder | undefined;
+let maxTokens = 128;
+
+function envInt(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new CaphostError(ErrorCode.INVALID_ARGUMENT, `${name} must be a positive integer, got "${raw}"`);
+  return n;
+}
+
+export default defineWorker({
+  setup(ctx) {
+    const dir = process.env['CAPHOST_EMBED_MODEL'];
+    if (dir === undefined) throw new CaphostError(ErrorCode.INVALID_ARGUMENT, 'set CAPHOST_EMBED_MODEL to the folder holding config.json and vocab.txt (the entry\'s weights give model.safetensors)');
+    const config = parseBertConfig(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')), join(dir, 'config.json'));
+    let lowerCase = true;
+    try {
+      const tc = JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8')) as { do_lower_case?: unknown };
+      if (typeof tc.do_lower_case === 'boolean') lowerCase = tc.do_lower_case;
+    } catch {
+      // No tokenizer_config.json: BERT's default, lower-casing.
+    }
+    tokenizer = WordPieceTokenizer.fromVocabText(readFileSync(join(dir, 'vocab.txt'), 'utf8'), { lowerCase });
+    maxTokens = Math.min(envInt('CAPHOST_EMBED_MAX_TOKENS', 128), config.maxPositions);
+    encoder = new BertEncoder(ctx.device, ctx.weights, config, { maxBatch: envInt('CAPHOST_EMBED_MAX_BATCH', 64), maxSeq: maxTokens });
+    ctx.log.info(`embed.text: ${config.numLayers} layers, hidden ${config.hiddenSize}, on ${ctx.device.backend}`);
+  },
+  capabilities: {
+    'embed.text@1.0': {
+      schema: { proto: './embed.proto', input: 'embed.Texts', output: 'embed.Embeddings' },
+      batch: { maxSize: 32, maxQueueDelayUs: 2000 },
+      handler: async (inputs: { texts: string[] }[], ctx: BatchContext) => {
+        const texts: string[] = [];
+        const live = inputs.map((_, i) => !ctx.cancelled(i));
+        inputs.forEach((input, i) => {
+          if (live[i]) texts.push(...input.texts);
+        });
+        const hidden = encoder!.config.hiddenSize;
+        const vectors = texts.length === 0 ? new Float32Array(0) : await encoder!.embed(tokenizer!.encodeBatch(texts, { maxLength: maxTokens }));
+        let row = 0;
+        return inputs.map((input, i) => {
+          if (!live[i]) return new CaphostError(ErrorCode.CANCELLED, 'cancelled before its batch ran');
+          const n = input.texts.length;
+          const data = vectors.slice(row * hidden, (row + n) * hidden);
+          row += n;
+          return n === 0 ? {} : { vectors: { data, shape: [n, hidden] } };
+        });
+      },
+    },
+  },
+  teardown() {
+    encoder?.close();
+  },
+});
