@@ -24,3 +24,5 @@ export { BertEncoder } from './inference/bert-encoder.js';
 export type { BertEncoderOptions } from './inference/bert-encoder.js';
 export { parseBertConfig } from './inference/bert-config.js';
 export type { BertConfig } from './inference/bert-config.js';
+export { MlpClassifier } from './inference/mlp-classifier.js';
+export type { MlpClassifierOptions } from './inference/mlp-classifier.js';
