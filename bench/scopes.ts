@@ -40,6 +40,11 @@ export const SCOPES: Record<string, Scope> = {
     inDefault: false,
     run: async (ctx) => (await import('./gpu/suite.js')).runGpu(ctx),
   },
+  serve: {
+    description: 'serving sentence embeddings (6-layer 384-wide BERT, seq 16 and 128) under open-loop Poisson load: caphost with dynamic batching vs onnxruntime-node in-process and in piscina; latency curve, sustained throughput under a p99 bound, event-loop delay',
+    inDefault: false,
+    run: async (ctx) => (await import('./serve/suite.js')).runServe(ctx),
+  },
 };
 
 export function defaultScopes(): string[] {

@@ -9,7 +9,8 @@
  *   // vectors: { dtype: 'f32', shape: [2, hidden], data: Float32Array }
  *
  * CAPHOST_EMBED_MAX_TOKENS (default 128) truncates longer texts; CAPHOST_EMBED_MAX_BATCH
- * (default 64) bounds the sequences of one pass.
+ * (default 64) bounds the sequences of one pass; CAPHOST_EMBED_BATCH (default 32) is the most
+ * calls the scheduler puts in one batch (smaller keeps long sequences' latency down).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -50,7 +51,7 @@ export default defineWorker({
   capabilities: {
     'embed.text@1.0': {
       schema: { proto: './embed.proto', input: 'embed.Texts', output: 'embed.Embeddings' },
-      batch: { maxSize: 32, maxQueueDelayUs: 2000 },
+      batch: { maxSize: envInt('CAPHOST_EMBED_BATCH', 32), maxQueueDelayUs: 2000 },
       handler: async (inputs: { texts: string[] }[], ctx: BatchContext) => {
         const texts: string[] = [];
         const live = inputs.map((_, i) => !ctx.cancelled(i));

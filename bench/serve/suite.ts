@@ -1,0 +1,145 @@
+/**
+ * Scope `serve`: sentence embeddings served under open-loop Poisson load at rising rates, on a
+ * 6-layer, 384-wide random-weight BERT encoder, at sequence lengths 16 and 128:
+ *  - caphost: examples/embed-worker (embed.text@1) in a thread worker, dynamic batching on;
+ *  - onnxruntime: session.run per request in the application's own process;
+ *  - onnxruntime-piscina: session.run per request in piscina workers (one session per thread).
+ * Every subject tokenizes with the same WordPiece tokenizer and runs the same network (the ONNX
+ * graph scripts/random-bert.ts writes beside the safetensors). Reported: the latency curve (in
+ * the notes), the sequences/s each sustains with p99 under the bound, and the main thread's
+ * event-loop delay while it serves.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Piscina } from 'piscina';
+import { Controller } from '../../src/index.js';
+import { makeRandomBert } from '../../scripts/random-bert.js';
+import { addFigure, newSuite, type Metric, type RunContext, type SuiteResult, type Target } from '../suite.js';
+import { openLoop, type LoadResult } from './open-loop.js';
+import { createOrtEmbedder } from './ort-embedder.js';
+
+const MODEL = { layers: 6, hidden: 384, heads: 12, intermediate: 1536, vocabSize: 8192, maxPositions: 512 };
+const MAX_TOKENS = 128;
+const SUBJECTS = ['caphost', 'onnxruntime', 'onnxruntime-piscina'] as const;
+type Subject = (typeof SUBJECTS)[number];
+
+interface Case {
+  readonly seq: number;
+  /** p99 latency bound for "sustained" throughput. */
+  readonly boundMs: number;
+  readonly rates: readonly number[];
+  readonly quickRates: readonly number[];
+  /** Most calls in one caphost batch (CAPHOST_EMBED_BATCH). */
+  readonly batch: number;
+}
+
+const CASES: readonly Case[] = [
+  { seq: 16, boundMs: 50, rates: [25, 50, 100, 150, 200, 300, 400, 600, 800], quickRates: [50, 200, 600], batch: 32 },
+  { seq: 128, boundMs: 300, rates: [5, 10, 20, 30, 40, 60, 80, 120], quickRates: [5, 20, 60], batch: 8 },
+];
+
+const METRICS: Metric[] = CASES.flatMap((c): Metric[] => [
+  { key: `s${c.seq}.tput`, label: `seq ${c.seq}: sequences/s with p99 ≤ ${c.boundMs} ms`, unit: 'seq/s', better: 'higher' },
+  { key: `s${c.seq}.p50.low`, label: `seq ${c.seq}: p50 latency at the lowest rate`, unit: 'ms', better: 'lower' },
+  { key: `s${c.seq}.lag.p99`, label: `seq ${c.seq}: main event-loop delay p99 while serving`, unit: 'ms', better: 'lower' },
+  { key: `s${c.seq}.lag.max`, label: `seq ${c.seq}: main event-loop delay max while serving`, unit: 'ms', better: 'lower' },
+]);
+
+const TARGETS: Target[] = [
+  { metric: 's16.tput', subject: 'caphost', op: '>=', threshold: 1.5, against: 'onnxruntime' },
+  { metric: 's16.tput', subject: 'caphost', op: '>=', threshold: 1.5, against: 'onnxruntime-piscina' },
+  { metric: 's128.tput', subject: 'caphost', op: '>=', threshold: 1.0, against: 'onnxruntime' },
+  { metric: 's128.tput', subject: 'caphost', op: '>=', threshold: 1.0, against: 'onnxruntime-piscina' },
+  { metric: 's16.lag.p99', subject: 'caphost', op: '<=', threshold: 10 },
+  { metric: 's128.lag.p99', subject: 'caphost', op: '<=', threshold: 10 },
+];
+
+/** Texts of exactly `seq` tokens ([CLS] and [SEP] included): whole vocabulary words, one token each. */
+function textsOf(vocab: readonly string[], seq: number, count: number): string[] {
+  const words = vocab.filter((t) => /^[a-z]{2,}$/.test(t));
+  let k = seq * 31;
+  return Array.from({ length: count }, () => Array.from({ length: seq - 2 }, () => words[(k = (k * 1103515245 + 12345) >>> 0) % words.length]!).join(' '));
+}
+
+export async function runServe(ctx: RunContext): Promise<SuiteResult> {
+  const suite = newSuite({ suite: 'serve', title: 'serving embeddings: caphost (dynamic batching) vs onnxruntime-node in-process and in piscina', subjects: [...SUBJECTS], baselines: ['onnxruntime', 'onnxruntime-piscina'], metrics: METRICS, targets: TARGETS });
+  const dir = await mkdtemp(join(tmpdir(), 'caphost-serve-'));
+  const durationMs = ctx.quick ? 1000 : 4000;
+  const threads = availableParallelism();
+  let controller: Controller | undefined;
+  let pool: Piscina | undefined;
+  let ort: Awaited<ReturnType<typeof createOrtEmbedder>> | undefined;
+  try {
+    ctx.log('serve: writing the model (6 layers, 384 wide)');
+    const model = await makeRandomBert(dir, MODEL, 3);
+    process.env['CAPHOST_EMBED_MODEL'] = dir;
+    process.env['CAPHOST_EMBED_MAX_TOKENS'] = String(MAX_TOKENS);
+    // As piscina: one worker thread per hardware thread, each running its kernels on itself
+    // alone (on a small shared VM, splitting small ops over threads costs more than it gives).
+    const startCaphost = async (batch: number): Promise<Controller> => {
+      process.env['CAPHOST_EMBED_BATCH'] = String(batch);
+      return Controller.start({
+        logger: 'warn',
+        device: { kind: 'cpu', cpuThreads: 1 },
+        workers: [{ module: new URL('../../examples/embed-worker/embed-worker.js', import.meta.url), strategy: 'thread', replicas: threads, weights: model.files.safetensors }],
+      });
+    };
+    ort = await createOrtEmbedder(dir, MAX_TOKENS, threads);
+    pool = new Piscina({ filename: fileURLToPath(new URL('./ort-piscina-worker.js', import.meta.url)), workerData: { dir, maxTokens: MAX_TOKENS }, minThreads: threads, maxThreads: threads });
+    const o = ort;
+    const p = pool;
+    const senders: Record<Subject, (text: string) => Promise<unknown>> = {
+      caphost: (text) => controller!.call('embed.text@1', { texts: [text] }),
+      onnxruntime: (text) => o.embed(text),
+      'onnxruntime-piscina': (text) => p.run(text),
+    };
+    suite.notes.push(`model: BERT-style, ${MODEL.layers} layers, hidden ${MODEL.hidden}, ${MODEL.heads} heads, intermediate ${MODEL.intermediate}, random weights; ${threads} hardware threads`);
+    suite.notes.push(`caphost: ${threads} thread-worker replicas, CPU device with 1 kernel thread each, batch { maxSize 32 (seq 16) / 8 (seq 128), maxQueueDelayUs 2000 }; onnxruntime: intraOpNumThreads ${threads}; piscina: ${threads} threads, 1 intra-op thread each`);
+    suite.notes.push(`open loop: Poisson arrivals, ${durationMs} ms per rate; latency from each request's scheduled arrival; a rate is 'sustained' when p99 ≤ the bound and nothing failed`);
+    let served = 0;
+    for (const kase of CASES) {
+      await controller?.close();
+      controller = await startCaphost(kase.batch);
+      const texts = textsOf(model.vocab, kase.seq, 64);
+      const rates = ctx.quick ? kase.quickRates : kase.rates;
+      for (const subject of SUBJECTS) {
+        const send = senders[subject];
+        for (let i = 0; i < 8; i++) await send(texts[i % texts.length]!);
+        const lag = monitorEventLoopDelay({ resolution: 1 });
+        lag.enable();
+        const curve: LoadResult[] = [];
+        let best = 0;
+        for (const rate of rates) {
+          const r = await openLoop(rate, durationMs, (i) => send(texts[i % texts.length]!));
+          curve.push(r);
+          ctx.log(`serve s${kase.seq} ${subject} ${rate}/s: achieved ${r.achieved.toFixed(1)}/s p50 ${r.p50Ms.toFixed(1)} ms p99 ${r.p99Ms.toFixed(1)} ms failed ${r.failed}`);
+          if (r.p99Ms <= kase.boundMs && r.failed === 0) best = Math.max(best, r.achieved);
+          // Past saturation every higher rate only queues more: stop climbing.
+          if (r.p99Ms > 4 * kase.boundMs || r.achieved < 0.7 * rate) break;
+        }
+        lag.disable();
+        addFigure(suite, `s${kase.seq}.tput`, subject, best);
+        addFigure(suite, `s${kase.seq}.p50.low`, subject, curve[0]!.p50Ms);
+        addFigure(suite, `s${kase.seq}.lag.p99`, subject, lag.percentile(99) / 1e6);
+        addFigure(suite, `s${kase.seq}.lag.max`, subject, lag.max / 1e6);
+        suite.notes.push(`s${kase.seq} ${subject}: ${curve.map((r) => `${r.offered}/s→${r.achieved.toFixed(0)}/s p50 ${r.p50Ms.toFixed(1)} p99 ${Number.isFinite(r.p99Ms) ? r.p99Ms.toFixed(1) : '∞'} ms`).join(' | ')}`);
+        // Let queues drain before the next subject starts.
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      served += controller.stats().capabilities['embed.text@1']?.ok ?? 0;
+    }
+    suite.notes.push(`caphost served ${served} calls`);
+  } finally {
+    await controller?.close();
+    await pool?.destroy();
+    await ort?.release();
+    delete process.env['CAPHOST_EMBED_MODEL'];
+    delete process.env['CAPHOST_EMBED_MAX_TOKENS'];
+    delete process.env['CAPHOST_EMBED_BATCH'];
+    await rm(dir, { recursive: true, force: true });
+  }
+  return suite;
+}
