@@ -35,6 +35,8 @@ export interface WorkerEntry {
   readonly startTimeoutMs?: number;
   /** A safetensors file the controller loads (once, read-only) and grants to every replica: `ctx.weights`. */
   readonly weights?: string | URL;
+  /** Plain data (JSON) the worker's setup receives as ctx.config: model settings, file contents, flags. */
+  readonly config?: unknown;
 }
 
 export interface DeviceOptions {
@@ -83,6 +85,8 @@ interface ResolvedEntryBase {
   readonly startTimeoutMs: number;
   /** Absolute path of the entry's safetensors weights, if any. */
   readonly weights: string | undefined;
+  /** The entry's config as JSON text (validated once), or undefined. */
+  readonly config: string | undefined;
 }
 
 export type ResolvedWorkerEntry = ResolvedEntryBase &
@@ -145,6 +149,22 @@ function sandboxProfile(option: string, value: unknown, module: URL): SandboxPro
   return profile;
 }
 
+const MAX_CONFIG_BYTES = 1 << 20;
+
+/** A worker's config crosses to thread and process workers alike, so it must be plain JSON. */
+function configJson(option: string, value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (err) {
+    throw invalid(option, `plain JSON data (${(err as Error).message})`, '[unserialisable]');
+  }
+  if (text === undefined) throw invalid(option, 'plain JSON data', String(value));
+  if (Buffer.byteLength(text) > MAX_CONFIG_BYTES) throw invalid(option, `at most ${MAX_CONFIG_BYTES} bytes of JSON (pass large data as weights or files)`, `${Buffer.byteLength(text)} bytes`);
+  return text;
+}
+
 function resolveDevice(value: ControllerOptions['device']): ResolvedOptions['device'] {
   const spec = typeof value === 'string' || value === undefined ? { kind: value } : value;
   if (spec === null || typeof spec !== 'object') throw invalid('device', `one of ${DEVICE_KINDS.join(', ')} or { kind, cpuThreads }`, value);
@@ -191,6 +211,7 @@ export function resolveOptions(options: ControllerOptions): ResolvedOptions {
       maxInFlight: integer(`${at}.maxInFlight`, entry.maxInFlight, slots, 1, slots),
       startTimeoutMs: integer(`${at}.startTimeoutMs`, entry.startTimeoutMs, 30_000, 1),
       weights: entry.weights === undefined ? undefined : fileURLToPath(moduleUrl(`${at}.weights`, entry.weights)),
+      config: configJson(`${at}.config`, entry.config),
     };
   });
   const restart = options.restart ?? {};

@@ -70,6 +70,7 @@ export class ReplicaSupervisor {
         logLevel: this.ctx.logLevel,
         log: this.ctx.log,
         startTimeoutMs: this.entry.startTimeoutMs,
+        ...(this.entry.config === undefined ? {} : { config: this.entry.config }),
         ...(device === undefined
           ? {}
           : {

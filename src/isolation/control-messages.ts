@@ -17,6 +17,7 @@ export interface WorkerBootData {
   readonly arena: SharedArrayBuffer | null;
   readonly logLevel: LogLevel;
   readonly device?: WorkerDeviceBoot;
+  readonly config?: string;
 }
 
 export interface AdvertisedCapability {
@@ -48,6 +49,7 @@ export interface ProcessBootData {
   readonly scratchDir: string;
   readonly sandbox: SandboxPlan;
   readonly device?: ProcessDeviceBoot;
+  readonly config?: string;
 }
 
 /** The child's end of the control pipe: one JSON WorkerToController message per line. */

@@ -33,6 +33,8 @@ export interface WorkerLaunch {
   readonly log: Logger;
   readonly startTimeoutMs: number;
   readonly device?: WorkerDeviceBoot;
+  /** The entry's config as JSON text: ctx.config in setup. */
+  readonly config?: string;
   /** Serves a process worker's device requests as its session (thread workers call the table directly). */
   readonly deviceRequests?: DeviceRequestHandler;
   /** The controller's device, described for a process worker. */

@@ -124,7 +124,7 @@ async function main(): Promise<void> {
     deviceBoot === undefined
       ? new WorkerDeviceAccess(undefined, [], 'this controller gave its workers no device')
       : new WorkerDeviceAccess(() => new RemoteDevice(deviceBoot, askController, (fd, bytes, readOnly) => mapGranted(fd, bytes, readOnly)), deviceBoot.weights, '');
-  const setupContext: SetupContext = resources.setupContext(log, boot.replica);
+  const setupContext: SetupContext = resources.setupContext(log, boot.replica, boot.config);
   let loaded: LoadedWorker;
   try {
     loaded = await loadWorkerModule(new URL(boot.module));

@@ -104,6 +104,7 @@ export class ProcessStrategy implements ExecutionStrategy {
       channelConfig: launch.channelConfig,
       logLevel: launch.logLevel,
       scratchDir: scratch,
+      ...(launch.config === undefined ? {} : { config: launch.config }),
       ...(deviceFd === undefined || launch.device === undefined
         ? {}
         : { device: { backend: launch.device.backend === 'cpu' ? 'cpu' : 'gpu', hostVisible: launch.deviceInfo?.hostVisible ?? false, name: launch.deviceInfo?.name ?? '', weights: launch.device.weights } }),

@@ -27,7 +27,7 @@ function portLogger(): Logger {
 async function main(): Promise<void> {
   const log = portLogger();
   const resources = WorkerDeviceAccess.forThread(boot.device, 'this controller gave its workers no device session');
-  const setupContext: SetupContext = resources.setupContext(log, boot.replica);
+  const setupContext: SetupContext = resources.setupContext(log, boot.replica, boot.config);
   let loaded;
   try {
     loaded = await loadWorkerModule(new URL(boot.module));

@@ -38,6 +38,7 @@ export class ThreadStrategy implements ExecutionStrategy {
       arena: launch.arena,
       logLevel: launch.logLevel,
       ...(launch.device === undefined ? {} : { device: launch.device }),
+      ...(launch.config === undefined ? {} : { config: launch.config }),
     };
     const worker = new Worker(entry, { workerData: boot, resourceLimits: this.resourceLimits, name: `caphost ${launch.label}` });
     const log = launch.log;

@@ -25,6 +25,8 @@ export interface SetupContext {
   readonly log: Logger;
   /** Index of this replica among the replicas of its worker entry. */
   readonly replica: number;
+  /** The entry's `config` (plain JSON data), or undefined. */
+  readonly config: unknown;
   readonly device: WorkerDevice;
   readonly weights: ReadonlyMap<string, DeviceTensor>;
 }

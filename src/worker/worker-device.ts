@@ -50,11 +50,12 @@ export class WorkerDeviceAccess implements WorkerResources {
   }
 
   /** What setup and teardown see: the device and weights come from here, on first use. */
-  setupContext(log: Logger, replica: number): SetupContext {
+  setupContext(log: Logger, replica: number, configJson: string | undefined): SetupContext {
     const resources = this;
     return {
       log,
       replica,
+      config: configJson === undefined ? undefined : JSON.parse(configJson),
       get device() {
         return resources.device;
       },

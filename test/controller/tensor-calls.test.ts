@@ -21,7 +21,7 @@ describe(`tensors through calls, ${strategy} workers`, () => {
     dir = mkdtempSync(join(tmpdir(), 'caphost-tensor-'));
     const weights = join(dir, 'w.safetensors');
     await writeSafetensors(weights, { w: { dtype: 'F32', shape: [4], data: Float32Array.of(1, 2, 3, 4) }, b: { dtype: 'F32', shape: [2], data: Float32Array.of(5, 6) } });
-    controller = await start({ device: 'cpu', workers: [{ module: fixture('device-tensor-worker'), strategy, replicas: 2, weights }] });
+    controller = await start({ device: 'cpu', workers: [{ module: fixture('device-tensor-worker'), strategy, replicas: 2, weights, config: { model: 'mini', layers: [1, 2] } }] });
   });
 
   after(async () => {
@@ -108,6 +108,11 @@ describe(`tensors through calls, ${strategy} workers`, () => {
       await controller.call('tensor.weights@1', {});
     });
 
+    test("setup receives the entry's config as plain data", async () => {
+      const out = await controller.call<{ note: string }>('tensor.config@1', {});
+      assert.deepEqual(JSON.parse(out.note), { model: 'mini', layers: [1, 2] });
+    });
+
     test('buffers do not leak across calls', async () => {
     const before = controller.stats().device.buffers;
     for (let i = 0; i < 20; i++) {
@@ -121,3 +126,7 @@ describe(`tensors through calls, ${strategy} workers`, () => {
 
 });
 }
+
+test('a config that is not plain JSON is refused at start, naming the option', async () => {
+  await assert.rejects(start({ workers: [{ module: fixture('device-tensor-worker'), config: { n: 1n } }] }), (err: { code?: string; message: string }) => err.code === 'INVALID_ARGUMENT' && /workers\[0\]\.config/.test(err.message));
+});
