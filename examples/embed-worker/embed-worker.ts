@@ -3,8 +3,9 @@
  * (config.json, vocab.txt, model.safetensors, e.g. all-MiniLM-L6-v2), on weights the controller
  * loads and grants. Calls are batched by the scheduler; every text of a batch runs in one pass.
  *
- *   process.env.CAPHOST_EMBED_MODEL = '/path/to/model';   // config.json and vocab.txt
- *   await Controller.start({ workers: [{ module: '.../embed-worker.js', weights: '/path/to/model/model.safetensors' }] });
+ *   await Controller.start({ workers: [{ module: '.../embed-worker.js', weights: '/path/to/model/model.safetensors',
+ *     config: { model: '/path/to/model' } }] });   // config.json and vocab.txt; or { config, vocab } as contents
+ *                                                  // for a sandboxed process worker (CAPHOST_EMBED_MODEL also works)
  *   const { vectors } = await controller.call('embed.text@1', { texts: ['a sentence', 'another'] });
  *   // vectors: { dtype: 'f32', shape: [2, hidden], data: Float32Array }
  *
@@ -23,6 +24,18 @@ let tokenizer: WordPieceTokenizer | undefined;
 let encoder: BertEncoder | undefined;
 let maxTokens = 128;
 
+/** The entry's `config` (all optional; environment variables are the fallback). */
+interface EmbedSettings {
+  /** Folder holding config.json and vocab.txt (and tokenizer_config.json). */
+  readonly model?: string;
+  /** config.json's contents and vocab.txt's text: what a sandboxed worker that may not read the folder needs. */
+  readonly config?: unknown;
+  readonly vocab?: string;
+  readonly lowerCase?: boolean;
+  readonly maxTokens?: number;
+  readonly maxBatch?: number;
+}
+
 function envInt(name: string, fallback: number): number {
   const raw = process.env[name];
   if (raw === undefined) return fallback;
@@ -33,19 +46,31 @@ function envInt(name: string, fallback: number): number {
 
 export default defineWorker({
   setup(ctx) {
-    const dir = process.env['CAPHOST_EMBED_MODEL'];
-    if (dir === undefined) throw new CaphostError(ErrorCode.INVALID_ARGUMENT, 'set CAPHOST_EMBED_MODEL to the folder holding config.json and vocab.txt (the entry\'s weights give model.safetensors)');
-    const config = parseBertConfig(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')), join(dir, 'config.json'));
-    let lowerCase = true;
-    try {
-      const tc = JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8')) as { do_lower_case?: unknown };
-      if (typeof tc.do_lower_case === 'boolean') lowerCase = tc.do_lower_case;
-    } catch {
-      // No tokenizer_config.json: BERT's default, lower-casing.
+    const given = (ctx.config ?? {}) as EmbedSettings;
+    let configJson: unknown = given.config;
+    let vocab = given.vocab;
+    let lowerCase = given.lowerCase ?? true;
+    if (configJson === undefined || vocab === undefined) {
+      // Files: for a thread worker, or a process worker whose sandbox may read the folder.
+      const dir = given.model ?? process.env['CAPHOST_EMBED_MODEL'];
+      if (dir === undefined) {
+        throw new CaphostError(ErrorCode.INVALID_ARGUMENT, "give the worker entry config: { model: '/folder/with/config.json+vocab.txt' } (or { config, vocab } as contents, for a sandboxed worker), or set CAPHOST_EMBED_MODEL; the entry's weights give model.safetensors");
+      }
+      configJson ??= JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+      vocab ??= readFileSync(join(dir, 'vocab.txt'), 'utf8');
+      if (given.lowerCase === undefined) {
+        try {
+          const tc = JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8')) as { do_lower_case?: unknown };
+          if (typeof tc.do_lower_case === 'boolean') lowerCase = tc.do_lower_case;
+        } catch {
+          // No tokenizer_config.json: BERT's default, lower-casing.
+        }
+      }
     }
-    tokenizer = WordPieceTokenizer.fromVocabText(readFileSync(join(dir, 'vocab.txt'), 'utf8'), { lowerCase });
-    maxTokens = Math.min(envInt('CAPHOST_EMBED_MAX_TOKENS', 128), config.maxPositions);
-    encoder = new BertEncoder(ctx.device, ctx.weights, config, { maxBatch: envInt('CAPHOST_EMBED_MAX_BATCH', 64), maxSeq: maxTokens });
+    const config = parseBertConfig(configJson, 'config.json');
+    tokenizer = WordPieceTokenizer.fromVocabText(vocab, { lowerCase });
+    maxTokens = Math.min(given.maxTokens ?? envInt('CAPHOST_EMBED_MAX_TOKENS', 128), config.maxPositions);
+    encoder = new BertEncoder(ctx.device, ctx.weights, config, { maxBatch: given.maxBatch ?? envInt('CAPHOST_EMBED_MAX_BATCH', 64), maxSeq: maxTokens });
     ctx.log.info(`embed.text: ${config.numLayers} layers, hidden ${config.hiddenSize}, on ${ctx.device.backend}`);
   },
   capabilities: {

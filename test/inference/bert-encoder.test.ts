@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -124,6 +125,27 @@ describe('BertEncoder on the CPU device against onnxruntime-node', () => {
     } finally {
       await controller.close();
       delete process.env['CAPHOST_EMBED_MODEL'];
+    }
+  });
+
+  it('examples/embed-worker runs sandboxed in a process worker, its model files given as config', async () => {
+    const controller = await Controller.start({
+      logger: 'silent',
+      device: 'cpu',
+      workers: [{
+        module: new URL('../../examples/embed-worker/embed-worker.js', import.meta.url),
+        strategy: 'process',
+        weights: model.files.safetensors,
+        config: { config: JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')), vocab: readFileSync(join(dir, 'vocab.txt'), 'utf8') },
+      }],
+    });
+    try {
+      const { vectors } = await controller.call<{ vectors: { dtype: string; shape: number[]; data: Float32Array } }>('embed.text@1', { texts: [texts[1]!] });
+      const theirs = await ortEmbed(tokenizer.encodeBatch([texts[1]!], { maxLength: 128 }));
+      const err = maxAbsDiff(vectors.data, theirs);
+      assert.ok(err < TOLERANCE, `max abs error ${err}`);
+    } finally {
+      await controller.close();
     }
   });
 });
