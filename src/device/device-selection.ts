@@ -1,7 +1,7 @@
 /**
  * Which backend the controller drives: `device: 'auto' | 'cpu' | 'cuda' | 'metal'`. GPU
- * backends are libraries built beside the addons (build-cuda/libcaphost_cuda.so by
- * npm run build:cuda; build-metal/libcaphost_metal.dylib on macOS), loaded on demand so that caphost installs and runs
+ * backends are libraries built beside the addons (build/cuda/libcaphost_cuda.so by
+ * npm run build:cuda; build/metal/libcaphost_metal.dylib by npm run build:metal on macOS), loaded on demand so that caphost installs and runs
  * where no GPU toolkit exists. A GPU library is first opened in a throwaway child process: a
  * broken driver that would crash the process it loads in takes the probe down, not the
  * controller. 'auto' walks cuda, metal, then cpu, and keeps the reason each one was passed over.
@@ -31,7 +31,7 @@ const PROBE_TIMEOUT_MS = 20_000;
 export function backendLibraryPath(kind: 'cuda' | 'metal'): string {
   const override = process.env[kind === 'cuda' ? 'CAPHOST_CUDA_LIBRARY' : 'CAPHOST_METAL_LIBRARY'];
   if (override !== undefined && override !== '') return override;
-  return kind === 'cuda' ? cudaBuildPaths().library : join(packageRoot(), 'build-metal', 'libcaphost_metal.dylib');
+  return kind === 'cuda' ? cudaBuildPaths().library : join(packageRoot(), 'build', 'metal', 'libcaphost_metal.dylib');
 }
 
 /** Probe answers by library path: a library does not change under a running process. */
