@@ -61,7 +61,7 @@ export async function runMesh(ctx: RunContext): Promise<SuiteResult> {
   let controller: Controller | undefined;
   let raw: NatsConnection | undefined;
   try {
-    const { ca, key } = await CertificateAuthority.create('caphost bench CA', 3600_000);
+    const { ca, key } = await CertificateAuthority.create('caphost bench CA', 30 * 24 * 3600_000);
     await writeFile(join(dir, CA_CERT_FILE), ca.pem);
     await writeFile(join(dir, CA_KEY_FILE), key, { mode: 0o600 });
     const serverCert = await ca.issue({ name: 'bench-nats', role: 'server', ttlMs: 3600_000, hosts: ['127.0.0.1', 'localhost'] });

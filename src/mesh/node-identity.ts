@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { X509Certificate as NodeX509, createPrivateKey } from 'node:crypto';
 import { CaphostError, ErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { CertificateAuthority, type KeyAndCertificate, ensurePrivateFolder, writePrivateFile } from './certificate-authority.js';
+import { BACKDATE_MS, CertificateAuthority, type KeyAndCertificate, ensurePrivateFolder, writePrivateFile } from './certificate-authority.js';
 
 export const NODE_KEY_FILE = 'node.key';
 export const NODE_CERT_FILE = 'node.crt';
@@ -14,6 +14,8 @@ export const WORKER_CA_CERT_FILE = 'worker-ca.crt';
 export interface NodeCertificate extends KeyAndCertificate {
   readonly serial: string;
   readonly notAfter: Date;
+  /** When it was issued (its notBefore is set a little earlier, for clock skew). */
+  readonly issuedAt: Date;
 }
 
 export interface NodeIdentityOptions {
@@ -105,7 +107,10 @@ export class NodeIdentity {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     if (this.#closed) return;
-    const renewAt = this.#current.notAfter.getTime() - this.options.ttlMs / 3;
+    // Two thirds into the certificate's own life, which is shorter than ttlMs when the cluster CA
+    // expires first; never sooner than a second from now, so a CA about to expire cannot spin this.
+    const { issuedAt, notAfter } = this.#current;
+    const renewAt = Math.max(issuedAt.getTime() + ((notAfter.getTime() - issuedAt.getTime()) * 2) / 3, Date.now() + 1000);
     if (!this.options.clusterCa.canIssue) {
       // Only the operator can renew it; say so while there is time.
       const warnAt = renewAt - Date.now();
@@ -160,11 +165,15 @@ export class NodeIdentity {
 }
 
 async function issueNode(options: NodeIdentityOptions): Promise<NodeCertificate> {
+  const issuedAt = new Date();
   const issued = await options.clusterCa.issue({ name: options.node, role: 'node', ttlMs: options.ttlMs, hosts: [] });
+  if (issued.notAfter.getTime() - issuedAt.getTime() < options.ttlMs * 0.99) {
+    options.log.warn(`the cluster CA expires at ${issued.notAfter.toISOString()}, before a full node certificate lifetime: node certificates get shorter until it is renewed`, { node: options.node });
+  }
   // The key first: a reader that sees the new certificate must find its key.
   await writePrivateFile(join(options.stateDir, NODE_KEY_FILE), issued.key);
   await writePrivateFile(join(options.stateDir, NODE_CERT_FILE), issued.cert);
-  return issued;
+  return { ...issued, issuedAt };
 }
 
 async function readStored(options: NodeIdentityOptions): Promise<NodeCertificate | undefined> {
@@ -182,11 +191,12 @@ async function readStored(options: NodeIdentityOptions): Promise<NodeCertificate
   }
   const parsed = new NodeX509(cert);
   const notAfter = new Date(parsed.validTo);
-  // With the CA key at hand, a certificate past its renewal point is replaced at once.
-  if (options.clusterCa.canIssue && notAfter.getTime() - Date.now() < options.ttlMs / 3) return undefined;
+  const issuedAt = new Date(Math.min(Date.parse(parsed.validFrom) + BACKDATE_MS, Date.now()));
+  // With the CA key at hand, a certificate past two thirds of its life is replaced at once.
+  if (options.clusterCa.canIssue && Date.now() > issuedAt.getTime() + ((notAfter.getTime() - issuedAt.getTime()) * 2) / 3) return undefined;
   if (!parsed.checkPrivateKey(createPrivateKey(key))) {
     options.log.warn(`the key in ${options.stateDir} does not match its node certificate; issuing a new pair`, { node: options.node });
     return undefined;
   }
-  return { key, cert, serial: parsed.serialNumber.toLowerCase(), notAfter };
+  return { key, cert, serial: parsed.serialNumber.toLowerCase(), notAfter, issuedAt };
 }

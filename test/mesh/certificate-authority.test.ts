@@ -99,6 +99,23 @@ describe('node identity', () => {
     }
   });
 
+  test('a cluster CA that expires before a full lifetime shortens the certificate, and renewal follows its own life, not ttlMs', async () => {
+    const { ca } = await CertificateAuthority.create('short cluster', 4000);
+    const warnings: string[] = [];
+    const log: Logger = { ...quiet, warn: (message) => void warnings.push(message) };
+    const identity = await NodeIdentity.open({ node: 'alpha', clusterCa: ca, stateDir: join(root, 'capped'), ttlMs: 24 * HOUR, log });
+    try {
+      let rotations = 0;
+      identity.onRotate(() => rotations++);
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.equal(rotations, 0, 'renewed in a loop because the certificate is shorter than ttlMs');
+      assert.ok(identity.current.notAfter.getTime() <= ca.certificate.notAfter.getTime());
+      assert.match(warnings.join('\n'), /cluster CA expires at/);
+    } finally {
+      identity.close();
+    }
+  });
+
   test('issues short-lived worker certificates from its own worker CA, which the cluster does not trust', async () => {
     const { ca } = await CertificateAuthority.create('cluster', 24 * HOUR);
     const stateDir = join(root, 'workers');

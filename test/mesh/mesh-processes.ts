@@ -17,7 +17,7 @@ export interface CallAnswer {
 
 /** A cluster CA written to `dir` (ca.crt + ca.key), as `caphost ca init` would. */
 export async function writeClusterCa(dir: string, name = 'mesh test CA'): Promise<CertificateAuthority> {
-  const { ca, key } = await CertificateAuthority.create(name, 24 * 3600_000);
+  const { ca, key } = await CertificateAuthority.create(name, 30 * 24 * 3600_000);
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, CA_CERT_FILE), ca.pem);
   await writeFile(join(dir, CA_KEY_FILE), key, { mode: 0o600 });
