@@ -73,15 +73,21 @@ void packA(const Problem& pr, int i0, int mc, int p0, int kc, int mr, float* dst
 void packB(const Problem& pr, int p0, int kc, int j0, int nc, int nr, float* dst) {
   for (int jr = 0; jr < nc; jr += nr) {
     const int cols = std::min(nr, nc - jr);
-    for (int p = 0; p < kc; ++p) {
-      float* d = dst + static_cast<i64>(p) * nr;
-      const i64 kk = p0 + p;
-      if (!pr.transB) {
-        std::memcpy(d, pr.B + kk * pr.ldb + j0 + jr, sizeof(float) * cols);
-      } else {
-        for (int c = 0; c < cols; ++c) d[c] = pr.B[static_cast<i64>(j0 + jr + c) * pr.ldb + kk];
+    if (!pr.transB) {
+      for (int p = 0; p < kc; ++p) {
+        float* d = dst + static_cast<i64>(p) * nr;
+        std::memcpy(d, pr.B + (p0 + p) * pr.ldb + j0 + jr, sizeof(float) * cols);
+        for (int c = cols; c < nr; ++c) d[c] = 0.0f;
       }
-      for (int c = cols; c < nr; ++c) d[c] = 0.0f;
+    } else {
+      // B stored n x k (a Linear layer's [out, in] weights): read each row of it along k, so the
+      // source streams through the cache; the writes stay inside this kc x nr panel (L1).
+      for (int c = 0; c < cols; ++c) {
+        const float* src = pr.B + static_cast<i64>(j0 + jr + c) * pr.ldb + p0;
+        for (int p = 0; p < kc; ++p) dst[static_cast<i64>(p) * nr + c] = src[p];
+      }
+      for (int c = cols; c < nr; ++c)
+        for (int p = 0; p < kc; ++p) dst[static_cast<i64>(p) * nr + c] = 0.0f;
     }
     dst += static_cast<i64>(kc) * nr;
   }
