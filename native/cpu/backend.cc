@@ -105,6 +105,7 @@ ch_status bufferAlloc(int32_t device, std::uint64_t bytes, ch_buffer** out) {
 void bufferFree(ch_buffer* b) {
   if (b == nullptr) return;
   if (b->release != nullptr) {
+    dropPackedWeights(b->data, b->bytes);
     b->release(b->context);
   } else if (b->mapped != 0) {
 #if defined(__linux__)
@@ -201,4 +202,5 @@ ch_buffer* wrapHostMemory(void* data, std::uint64_t bytes, int shareFd, void (*r
 
 namespace caphost::cpu {
 void* tensorData(const ch_tensor& t) { return static_cast<char*>(t.buffer->data) + t.offset; }
+bool isImmutable(const ch_tensor& t) { return t.buffer->release != nullptr; }
 }  // namespace caphost::cpu

@@ -6,6 +6,10 @@
 #include <cstring>
 #include <string>
 #include <vector>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <tuple>
 
 #include "attention.h"
 #include "gemm.h"
@@ -71,6 +75,36 @@ void activate(const OpsTable& k, int act, float* x, i64 n) {
   else if (act == CH_ACT_GELU_ERF) k.geluErf(x, x, n);
 }
 
+// Weights packed once per (address, shape, layout): a short-M GEMM otherwise spends most of its
+// time re-packing the same weights on every call.
+struct PackKey {
+  const float* b;
+  i64 n, k, ldb;
+  bool transB;
+  const KernelSet* ks;
+  bool operator<(const PackKey& o) const {
+    return std::tie(b, n, k, ldb, transB, ks) < std::tie(o.b, o.n, o.k, o.ldb, o.transB, o.ks);
+  }
+};
+std::mutex packMutex;
+std::map<PackKey, std::shared_ptr<float>>& packCache() {
+  static auto* m = new std::map<PackKey, std::shared_ptr<float>>();
+  return *m;
+}
+
+std::shared_ptr<float> packedWeights(const KernelSet* ks, const float* B, i64 n, i64 k, i64 ldb,
+                                                        bool transB) {
+  const PackKey key{B, n, k, ldb, transB, ks};
+  {
+    std::lock_guard<std::mutex> lock(packMutex);
+    auto it = packCache().find(key);
+    if (it != packCache().end()) return it->second;
+  }
+  auto packed = packWholeB(ks, static_cast<int>(n), static_cast<int>(k), B, static_cast<int>(ldb), transB);
+  std::lock_guard<std::mutex> lock(packMutex);
+  return packCache().emplace(key, std::move(packed)).first->second;
+}
+
 void matmul(const OpsTable& k, const ch_op& op, int threads) {
   const ch_tensor &a = op.inputs[0], &b = op.inputs[1], &out = op.output;
   const bool ta = (op.flags & CH_FLAG_TRANS_A) != 0, tb = (op.flags & CH_FLAG_TRANS_B) != 0;
@@ -99,10 +133,17 @@ void matmul(const OpsTable& k, const ch_op& op, int threads) {
     sgemm(ks, static_cast<int>(m), static_cast<int>(n), static_cast<int>(kk), A + i * m * kk, lda, ta,
           B + (sharedB ? 0 : i * kk * n), ldb, tb, C + i * m * n, static_cast<int>(n), fusedBias, act, t);
   };
-  // Many small products: one per thread; few large ones: each spread over the threads.
-  if (batch >= threads && m * n * kk < (i64{1} << 21)) parallelFor(batch, threads, [&](i64 i) { one(i, 1); });
-  else
+  if (batch == 1 && b.dtype == CH_F32 && isImmutable(b)) {
+    // Weights from a mapped file: packed once, reused by every call.
+    auto packed = packedWeights(ks, B, n, kk, ldb, tb);
+    sgemmPacked(ks, static_cast<int>(m), static_cast<int>(n), static_cast<int>(kk), A, lda, ta, packed.get(), C,
+                static_cast<int>(n), fusedBias, act, threads);
+  } else if (batch >= threads && m * n * kk < (i64{1} << 21)) {
+    // Many small products: one per thread; few large ones: each spread over the threads.
+    parallelFor(batch, threads, [&](i64 i) { one(i, 1); });
+  } else {
     for (i64 i = 0; i < batch; ++i) one(i, threads);
+  }
   if (!fused) {
     const i64 rows = batch * m;
     forRows(rows, n, threads, [&](i64 r0, i64 r1) {
@@ -164,6 +205,16 @@ void cast(const OpsTable& k, const ch_op& op) {
 }
 
 }  // namespace
+
+void dropPackedWeights(const void* data, std::uint64_t bytes) {
+  const char* lo = static_cast<const char*>(data);
+  const char* hi = lo + bytes;
+  std::lock_guard<std::mutex> lock(packMutex);
+  for (auto it = packCache().begin(); it != packCache().end();) {
+    const char* p = reinterpret_cast<const char*>(it->first.b);
+    it = p >= lo && p < hi ? packCache().erase(it) : std::next(it);
+  }
+}
 
 const char* execIsa() { return ops::defaultOps()->isa; }
 

@@ -2,6 +2,7 @@
 // streams; this file owns the meaning of each op).
 #pragma once
 
+#include <cstdint>
 #include <stdexcept>
 
 #include "../include/caphost_backend.h"
@@ -15,6 +16,10 @@ struct ExecError : std::runtime_error {
 
 // Address of a tensor's first byte (defined in backend.cc, which knows ch_buffer).
 void* tensorData(const ch_tensor& t);
+// Whether the tensor's buffer never changes while it lives (a mapped weights file).
+bool isImmutable(const ch_tensor& t);
+// Forgets packed copies of weights inside [data, data + bytes) (their buffer is being freed).
+void dropPackedWeights(const void* data, std::uint64_t bytes);
 
 void executeOp(const ch_op& op, int threads);
 const char* execIsa();

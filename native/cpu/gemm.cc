@@ -50,6 +50,8 @@ struct Problem {
   i64 ldc;
   const float* bias;
   int activation;
+  // Optional: op(B) packed once into nr-column panels per k block (packWholeB's layout).
+  const float* packedB = nullptr;
 };
 
 // Packs rows [i0, i0+mc) x k [p0, p0+kc) of op(A) into mr-row micro-panels: for each p,
@@ -139,12 +141,14 @@ void run(const KernelSet& ks, const Problem& pr, int mBegin, int mEnd, int nBegi
       packA(pr, i0, mc, p0, kc, ks.mr, aPack.get());
       for (int j0 = nBegin; j0 < nEnd; j0 += ks.nc) {
         const int nc = std::min(ks.nc, nEnd - j0);
-        packB(pr, p0, kc, j0, nc, ks.nr, bPack.get());
+        // Prepacked: the k block's panels start at p0 * nPad, panel j at j * kc (j0 is a multiple of nr).
+        const float* bp = pr.packedB != nullptr
+                              ? pr.packedB + static_cast<i64>(p0) * ((pr.n + ks.nr - 1) / ks.nr * ks.nr) + static_cast<i64>(j0) * kc
+                              : (packB(pr, p0, kc, j0, nc, ks.nr, bPack.get()), bPack.get());
         for (int ir = 0; ir < mc; ir += ks.mr) {
           const float* ap = aPack.get() + static_cast<i64>(ir) * kc;
           for (int jr = 0; jr < nc; jr += ks.nr) {
-            tile(ks, pr, kc, ap, bPack.get() + static_cast<i64>(jr) * kc, i0 + ir, j0 + jr, first, last,
-                 tmp.get());
+            tile(ks, pr, kc, ap, bp + static_cast<i64>(jr) * kc, i0 + ir, j0 + jr, first, last, tmp.get());
           }
         }
       }
@@ -227,6 +231,41 @@ void sgemm(const KernelSet* ks, int m, int n, int k, const float* A, int lda, bo
   };
   parallelFor(workers, workers, [&](std::int64_t w) {
     const auto [b, e] = bounds(static_cast<int>(w));
+    if (splitM) run(*ks, pr, b, e, 0, n);
+    else run(*ks, pr, 0, m, b, e);
+  });
+}
+
+std::shared_ptr<float> packWholeB(const KernelSet* ks, int n, int k, const float* B, int ldb, bool transB) {
+  if (ks == nullptr) ks = defaultKernelSet();
+  const i64 nPad = (static_cast<i64>(n) + ks->nr - 1) / ks->nr * ks->nr;
+  // Aligned like the per-call panels: the micro-kernels load B with aligned loads.
+  std::shared_ptr<float> out(allocFloats(nPad * k).release(), [](float* p) { std::free(p); });
+  const Problem pr{0, n, k, nullptr, 0, false, B, ldb, transB, nullptr, 0, nullptr, kActNone};
+  for (int p0 = 0; p0 < k; p0 += ks->kc) {
+    const int kc = std::min(ks->kc, k - p0);
+    packB(pr, p0, kc, 0, n, ks->nr, out.get() + static_cast<i64>(p0) * nPad);
+  }
+  return out;
+}
+
+void sgemmPacked(const KernelSet* ks, int m, int n, int k, const float* A, int lda, bool transA, const float* packedB,
+                 float* C, int ldc, const float* bias, int activation, int threads) {
+  if (ks == nullptr) ks = defaultKernelSet();
+  if (m == 0 || n == 0 || k == 0) throw std::invalid_argument("sgemmPacked: empty product");
+  Problem pr{m, n, k, A, lda, transA, nullptr, 0, false, C, ldc, bias, activation};
+  pr.packedB = packedB;
+  const int mTiles = (m + ks->mr - 1) / ks->mr, nTiles = (n + ks->nr - 1) / ks->nr;
+  const bool splitM = mTiles >= nTiles || mTiles >= threads;
+  const int tiles = splitM ? mTiles : nTiles;
+  const bool small = static_cast<double>(m) * n * k < (1 << 21);
+  const int workers = small ? 1 : std::max(1, std::min({threads, tiles, kMaxThreads}));
+  if (workers == 1) return run(*ks, pr, 0, m, 0, n);
+  parallelFor(workers, workers, [&](std::int64_t w) {
+    const int t0 = static_cast<int>(static_cast<i64>(tiles) * w / workers);
+    const int t1 = static_cast<int>(static_cast<i64>(tiles) * (w + 1) / workers);
+    const int unit = splitM ? ks->mr : ks->nr, limit = splitM ? m : n;
+    const int b = std::min(t0 * unit, limit), e = std::min(t1 * unit, limit);
     if (splitM) run(*ks, pr, b, e, 0, n);
     else run(*ks, pr, 0, m, b, e);
   });

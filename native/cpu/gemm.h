@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
 namespace caphost::cpu {
 
@@ -43,6 +44,13 @@ const KernelSet* scalarSet();
 void sgemm(const KernelSet* ks, int m, int n, int k, const float* A, int lda, bool transA,
            const float* B, int ldb, bool transB, float* C, int ldc, const float* bias, int activation,
            int threads);
+
+// op(B) (k x n) packed once for every k block: what sgemmPacked reads instead of packing B
+// per call. Worth it for weights that many calls reuse (a model's Linear layers).
+std::shared_ptr<float> packWholeB(const KernelSet* ks, int n, int k, const float* B, int ldb, bool transB);
+// As sgemm, with B given as packWholeB(ks, n, k, ...) made with the same kernel set.
+void sgemmPacked(const KernelSet* ks, int m, int n, int k, const float* A, int lda, bool transA, const float* packedB,
+                 float* C, int ldc, const float* bias, int activation, int threads);
 
 }  // namespace caphost::cpu
 
