@@ -156,6 +156,29 @@ void run(const KernelSet& ks, const Problem& pr, int mBegin, int mEnd, int nBegi
   }
 }
 
+// Runs a problem over up to `threads` threads: M split in whole micro-tiles when there are
+// enough, else N (in whole nr panels, which prepacked B relies on).
+void split(const KernelSet& ks, const Problem& pr, int threads) {
+  const int m = pr.m, n = pr.n;
+  const int mTiles = (m + ks.mr - 1) / ks.mr, nTiles = (n + ks.nr - 1) / ks.nr;
+  const bool splitM = mTiles >= nTiles || mTiles >= threads;
+  const int tiles = splitM ? mTiles : nTiles;
+  // Below ~2M multiply-adds (tens of microseconds) waking a pool thread costs more than it
+  // saves, and far more on an oversubscribed machine: small products run on the caller alone.
+  constexpr double kMinParallelMacs = 1 << 21;
+  const bool small = static_cast<double>(m) * n * pr.k < kMinParallelMacs;
+  const int workers = small ? 1 : std::max(1, std::min({threads, tiles, kMaxThreads}));
+  if (workers == 1) return run(ks, pr, 0, m, 0, n);
+  parallelFor(workers, workers, [&](std::int64_t w) {
+    const int t0 = static_cast<int>(static_cast<i64>(tiles) * w / workers);
+    const int t1 = static_cast<int>(static_cast<i64>(tiles) * (w + 1) / workers);
+    const int unit = splitM ? ks.mr : ks.nr, limit = splitM ? m : n;
+    const int b = std::min(t0 * unit, limit), e = std::min(t1 * unit, limit);
+    if (splitM) run(ks, pr, b, e, 0, n);
+    else run(ks, pr, 0, m, b, e);
+  });
+}
+
 // k == 0: C = act(bias), or act(0).
 void fillEpilogue(const Problem& pr) {
   for (int i = 0; i < pr.m; ++i) {
@@ -212,28 +235,7 @@ void sgemm(const KernelSet* ks, int m, int n, int k, const float* A, int lda, bo
   if (k == 0) return fillEpilogue(pr);
   if (ks == nullptr) ks = defaultKernelSet();
 
-  // Split M in whole micro-tiles when there are enough, else N.
-  const int mTiles = (m + ks->mr - 1) / ks->mr, nTiles = (n + ks->nr - 1) / ks->nr;
-  const bool splitM = mTiles >= nTiles || mTiles >= threads;
-  const int tiles = splitM ? mTiles : nTiles;
-  // Below ~2M multiply-adds (tens of microseconds) waking a pool thread costs more than it
-  // saves, and far more on an oversubscribed machine: small products run on the caller alone.
-  constexpr double kMinParallelMacs = 1 << 21;
-  const bool small = static_cast<double>(m) * n * k < kMinParallelMacs;
-  const int workers = small ? 1 : std::max(1, std::min({threads, tiles, kMaxThreads}));
-  if (workers == 1) return run(*ks, pr, 0, m, 0, n);
-
-  auto bounds = [&](int w) {
-    const int t0 = static_cast<int>(static_cast<i64>(tiles) * w / workers);
-    const int t1 = static_cast<int>(static_cast<i64>(tiles) * (w + 1) / workers);
-    const int unit = splitM ? ks->mr : ks->nr, limit = splitM ? m : n;
-    return std::pair<int, int>(std::min(t0 * unit, limit), std::min(t1 * unit, limit));
-  };
-  parallelFor(workers, workers, [&](std::int64_t w) {
-    const auto [b, e] = bounds(static_cast<int>(w));
-    if (splitM) run(*ks, pr, b, e, 0, n);
-    else run(*ks, pr, 0, m, b, e);
-  });
+  split(*ks, pr, threads);
 }
 
 std::shared_ptr<float> packWholeB(const KernelSet* ks, int n, int k, const float* B, int ldb, bool transB) {
@@ -255,20 +257,7 @@ void sgemmPacked(const KernelSet* ks, int m, int n, int k, const float* A, int l
   if (m == 0 || n == 0 || k == 0) throw std::invalid_argument("sgemmPacked: empty product");
   Problem pr{m, n, k, A, lda, transA, nullptr, 0, false, C, ldc, bias, activation};
   pr.packedB = packedB;
-  const int mTiles = (m + ks->mr - 1) / ks->mr, nTiles = (n + ks->nr - 1) / ks->nr;
-  const bool splitM = mTiles >= nTiles || mTiles >= threads;
-  const int tiles = splitM ? mTiles : nTiles;
-  const bool small = static_cast<double>(m) * n * k < (1 << 21);
-  const int workers = small ? 1 : std::max(1, std::min({threads, tiles, kMaxThreads}));
-  if (workers == 1) return run(*ks, pr, 0, m, 0, n);
-  parallelFor(workers, workers, [&](std::int64_t w) {
-    const int t0 = static_cast<int>(static_cast<i64>(tiles) * w / workers);
-    const int t1 = static_cast<int>(static_cast<i64>(tiles) * (w + 1) / workers);
-    const int unit = splitM ? ks->mr : ks->nr, limit = splitM ? m : n;
-    const int b = std::min(t0 * unit, limit), e = std::min(t1 * unit, limit);
-    if (splitM) run(*ks, pr, b, e, 0, n);
-    else run(*ks, pr, 0, m, b, e);
-  });
+  split(*ks, pr, threads);
 }
 
 }  // namespace caphost::cpu
