@@ -172,9 +172,9 @@ export class Controller {
     try {
       group = this.#registry.group(capability);
       const codec = group.candidates[0]!.schema.input;
-      codec.check(input);
+      const checked = codec.check(input);
       tensors = codec.hasTensors ? codec.deviceTensorsOf(input as Record<string, unknown>) : null;
-      encoded = codec.encode(input, group.sharesArena ? (this.#arena?.buffer ?? null) : null);
+      encoded = codec.encode(checked, group.sharesArena ? (this.#arena?.buffer ?? null) : null, true);
     } catch (err) {
       return rejectWith(err);
     }

@@ -123,12 +123,15 @@ export class MessageCodec {
     }
   }
 
-  /** Throws SCHEMA_MISMATCH naming the first field that does not fit. */
-  check(input: unknown): void {
+  /**
+   * Throws SCHEMA_MISMATCH naming the first field that does not fit; returns the message as it
+   * was checked (tensor fields in their wire form), which encode(…, true) takes without converting again.
+   */
+  check(input: unknown): object {
     if (input === null || typeof input !== 'object' || Array.isArray(input)) {
       throw this.mismatch(`must be an object with the fields of ${this.type.name}`, undefined);
     }
-    if (input instanceof this.type.ctor) return;
+    if (input instanceof this.type.ctor) return input;
     const message = this.tensorFields.length > 0 ? this.toWire(input as Record<string, unknown>) : input;
     for (const key in message) {
       if (!this.fieldNames.has(key) && (message as Record<string, unknown>)[key] !== undefined) {
@@ -142,6 +145,7 @@ export class MessageCodec {
       const field = match?.[1] ?? '';
       throw this.mismatch(`field "${field}": ${match?.[2] ?? problem}`, field);
     }
+    return message;
   }
 
   private mismatch(what: string, field: string | undefined): CaphostError {
@@ -154,9 +158,9 @@ export class MessageCodec {
    * Encodes `message`. Top-level bytes fields whose value is a view of `arena` are left out of
    * the protobuf and returned as references, so shared memory crosses without a copy.
    */
-  encode(message: object, arena: ArrayBufferLike | null): { bytes: UnfinishedWriter; refs: ArenaRef[] | null } {
+  encode(message: object, arena: ArrayBufferLike | null, checked = false): { bytes: UnfinishedWriter; refs: ArenaRef[] | null } {
     let refs: ArenaRef[] | null = null;
-    if (this.tensorFields.length > 0) message = this.toWire(message as Record<string, unknown>);
+    if (!checked && this.tensorFields.length > 0) message = this.toWire(message as Record<string, unknown>);
     let plain = message as Record<string, unknown>;
     for (let i = 0; i < this.bytesFields.length; i++) {
       const field = this.bytesFields[i]!;
