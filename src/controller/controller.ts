@@ -223,7 +223,7 @@ export class Controller {
       capabilities: () => [...this.#sources.values()],
       load: () => this.#scheduler.queuedCalls + this.#supervisors.reduce((n, s) => n + (s.replica.channel?.inFlight ?? 0), 0),
       localLoad: (provider) => this.#supervisors[provider]?.replica.load() ?? Infinity,
-      serve: (capability, input, deadlineMs, signal) => this.#serve(capability, input, deadlineMs, signal),
+      serve: (capability, input, deadlineMs, resolve, reject) => this.#serve(capability, input, deadlineMs, resolve, reject),
       addPeer: (provider, capabilities) =>
         this.#registry.add(provider, true, false, capabilities.map((c) => ({ id: parseCapabilityId(c.key), schema: compileSchema(c.key, c) }))),
       removePeer: (provider) => this.#registry.remove(provider),
@@ -231,22 +231,28 @@ export class Controller {
     };
   }
 
-  /** A call from another node: local workers only, input already encoded, output returned encoded. */
-  #serve(capability: string, input: Uint8Array, deadlineMs: number, signal: AbortSignal): Promise<Uint8Array> {
+  /**
+   * A call from another node: local workers only, input already encoded, output handed back
+   * encoded (the worker's bytes, not decoded here). Settles through resolve or reject exactly
+   * once, possibly before it returns; returns what cancels it (nothing once settled).
+   */
+  #serve(capability: string, input: Uint8Array, deadlineMs: number, resolve: (output: Uint8Array) => void, reject: (error: unknown) => void): (() => void) | undefined {
     let group: RouteGroup;
     try {
       group = this.#registry.localGroup(capability);
     } catch (err) {
-      return rejectWith(err);
+      reject(err);
+      return undefined;
     }
     if (!payloadFits(this.#options.channel, input.length, 0)) {
-      return rejectWith(new CaphostError(ErrorCode.PAYLOAD_TOO_LARGE, `the input of this "${capability}" call is ${input.length} bytes, more than transport.overflowBytes (${this.#options.channel.overflowBytes}) of the serving node`, { details: { capability, bytes: input.length } }));
+      reject(new CaphostError(ErrorCode.PAYLOAD_TOO_LARGE, `the input of this "${capability}" call is ${input.length} bytes, more than transport.overflowBytes (${this.#options.channel.overflowBytes}) of the serving node`, { details: { capability, bytes: input.length } }));
+      return undefined;
     }
     const deadline = deadlineMs > 0 ? Date.now() + deadlineMs : 0;
-    const output = group.candidates[0]!.schema.output;
-    return new Promise<unknown>((resolve, reject) => {
-      this.#scheduler.submit(new PendingCall(group, input, null, 0, this.#scheduler.nextSeq(), deadline, deadlineMs, signal, resolve, reject));
-    }).then((value) => output.encode(value as object, null).bytes.finish());
+    const call = new PendingCall(group, input, null, 0, this.#scheduler.nextSeq(), deadline, deadlineMs, undefined, resolve as (value: unknown) => void, reject);
+    call.outputBytes = true;
+    this.#scheduler.submit(call);
+    return call.settled ? undefined : () => this.#scheduler.cancel(call);
   }
 
   /** What this controller serves: each capability with its version, providers and message types. */

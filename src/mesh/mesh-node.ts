@@ -9,7 +9,7 @@ import { type Payload, settlePayload } from '../scheduler/payload.js';
 import { CertificateAuthority } from './certificate-authority.js';
 import { MeshConnection } from './mesh-connection.js';
 import type { ResolvedMeshOptions } from './mesh-options.js';
-import { type AdvertisedCapability, type CallError, subjects, wire } from './mesh-wire.js';
+import { type AdvertisedCapability, type CallError, encodeOutputReply, replyTail, subjects, wire } from './mesh-wire.js';
 import { type NodeCertificate, NodeIdentity } from './node-identity.js';
 import { FIRST_REMOTE_PROVIDER, type Peer, PeerTable } from './peer-table.js';
 import { RemoteAttemptError, RemoteCall, RemoteFailure } from './remote-call.js';
@@ -23,8 +23,11 @@ export interface MeshHost {
   load(): number;
   /** Load figure of a local provider (Infinity when it cannot take a call now). */
   localLoad(provider: number): number;
-  /** Runs a call on this node's own workers only and resolves with the encoded output. */
-  serve(capability: string, input: Uint8Array, deadlineMs: number, signal: AbortSignal): Promise<Uint8Array>;
+  /**
+   * Runs a call on this node's own workers only; settles through `resolve` (the encoded output)
+   * or `reject` exactly once, possibly before it returns. Returns what cancels it, while it runs.
+   */
+  serve(capability: string, input: Uint8Array, deadlineMs: number, resolve: (output: Uint8Array) => void, reject: (error: unknown) => void): (() => void) | undefined;
   /** Adds a peer's capabilities to the routing table under `provider` (throws if a schema does not compile). */
   addPeer(provider: number, capabilities: readonly AdvertisedCapability[]): void;
   removePeer(provider: number): void;
@@ -81,7 +84,10 @@ export class MeshNode {
   readonly #ca: CertificateAuthority;
   readonly #identity: NodeIdentity;
   readonly #peers = new PeerTable();
-  readonly #serving = new Map<string, AbortController>();
+  /** What cancels each call served for a peer, by `<origin>/<call id>`. */
+  readonly #serving = new Map<string, () => void>();
+  /** The node field of this node's replies, encoded once. */
+  readonly #replyTail: Uint8Array;
   readonly #describing = new Set<string>();
   readonly #servedBy: Record<string, number> = {};
   readonly #sentTo: Record<string, number> = {};
@@ -103,6 +109,7 @@ export class MeshNode {
     this.#host = host;
     this.#ca = ca;
     this.#identity = identity;
+    this.#replyTail = replyTail(options.node);
   }
 
   /** Opens the node's identity and its NATS connection; fails with MESH_UNAVAILABLE saying why. */
@@ -148,9 +155,9 @@ export class MeshNode {
         throw this.#unavailable(text, last);
       }
       bytes ??= settlePayload(payload);
+      let output: Uint8Array;
       try {
-        const output = await this.#send(route, text, bytes, deadline, deadlineMs, signal);
-        return route.schema.output.decode(asBuffer(output), 0, output.length, null, null);
+        output = await this.#send(route, text, bytes, deadline, deadlineMs, signal);
       } catch (err) {
         if (!(err instanceof RemoteAttemptError)) throw err;
         if (err.failure === RemoteFailure.LOST && !this.#idempotent(route)) {
@@ -165,6 +172,17 @@ export class MeshNode {
         } catch {
           throw this.#unavailable(text, last);
         }
+        continue;
+      }
+      try {
+        return route.schema.output.decode(asBuffer(output), 0, output.length, null, null);
+      } catch (err) {
+        if (err instanceof CaphostError) throw err;
+        // The serving node forwards its worker's bytes as they are: they are read here, once.
+        const node = this.#peers.byProvider(route.provider)?.node ?? 'unknown';
+        throw new CaphostError(ErrorCode.SCHEMA_MISMATCH, `node ${node} answered this "${text}" call with an output that is not a ${route.schema.output.type.name} message: ${(err as Error).message}`, {
+          details: { capability: text, node },
+        });
       }
     }
   }
@@ -259,32 +277,39 @@ export class MeshNode {
       return;
     }
     const origin = request.origin;
-    const key = `${origin}/${request.call_id}`;
-    const abort = new AbortController();
-    this.#serving.set(key, abort);
-    this.#servedBy[origin] = (this.#servedBy[origin] ?? 0) + 1;
+    let key: string | undefined;
+    let settled = false;
     connection.served++;
-    const node = this.#options.node;
     const done = () => {
-      this.#serving.delete(key);
+      settled = true;
       connection.served--;
+      if (key !== undefined) this.#serving.delete(key);
     };
-    this.#host.serve(request.capability, request.input, request.deadline_ms, abort.signal).then(
+    const cancel = this.#host.serve(
+      request.capability,
+      request.input,
+      request.deadline_ms,
       (output) => {
         done();
-        msg.respond(wire.callReply.encode({ output, node }));
+        msg.respond(encodeOutputReply(output, this.#replyTail));
       },
-      (err: unknown) => {
+      (err) => {
         done();
-        msg.respond(wire.callReply.encode({ error: toWire(err), node }));
+        msg.respond(wire.callReply.encode({ error: toWire(err), node: this.#options.node }));
       },
     );
+    // Bookkeeping comes after the call is placed, so it overlaps the worker's wake-up.
+    this.#servedBy[origin] = (this.#servedBy[origin] ?? 0) + 1;
+    if (!settled && cancel !== undefined) {
+      key = `${origin}/${request.call_id}`;
+      this.#serving.set(key, cancel);
+    }
   }
 
   #onCancel(msg: Msg): void {
     try {
       const cancel = wire.cancel.decode(msg.data);
-      this.#serving.get(`${cancel.origin}/${cancel.call_id}`)?.abort(cancel.deadline ? 'deadline' : 'cancelled');
+      this.#serving.get(`${cancel.origin}/${cancel.call_id}`)?.();
     } catch {
       // A malformed cancel cancels nothing.
     }
@@ -544,7 +569,7 @@ export class MeshNode {
         call.reject(new CaphostError(ErrorCode.CONTROLLER_CLOSED, `the controller closed before node ${call.node} answered this "${call.capability}" call`, { details: { capability: call.capability, node: call.node } }));
       }
     }
-    for (const abort of this.#serving.values()) abort.abort('closing');
+    for (const cancel of this.#serving.values()) cancel();
     if (this.#current.connected) this.#current.nc.publish(subjects.bye, wire.presence.encode({ node: this.#options.node }));
     await Promise.all(connections.map((c) => c.close()));
   }

@@ -85,6 +85,33 @@ export const wire = {
   presence: envelope<Presence>('Presence'),
 };
 
+/** The `node` field of a CallReply, encoded once per node: the tail of each output reply it sends. */
+export function replyTail(node: string): Uint8Array {
+  return wire.callReply.encode({ node });
+}
+
+/**
+ * CallReply { output, node } written by hand in one buffer (the reply of every served call):
+ * field 1 (bytes) ahead of the node's encoded tail, which protobuf readers take in any order.
+ */
+export function encodeOutputReply(output: Uint8Array, tail: Uint8Array): Uint8Array {
+  const length = output.length;
+  let lengthBytes = 1;
+  for (let v = length >>> 7; v !== 0; v >>>= 7) lengthBytes++;
+  const buf = Buffer.allocUnsafe(1 + lengthBytes + length + tail.length);
+  buf[0] = 0x0a; // field 1, wire type 2
+  let pos = 1;
+  let v = length;
+  while (v > 0x7f) {
+    buf[pos++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
+  }
+  buf[pos++] = v;
+  buf.set(output, pos);
+  buf.set(tail, pos + length);
+  return buf;
+}
+
 /** Subjects; names are dot-separated words, so the single-token parts (node, major) come first. */
 export const subjects = {
   /** A call to one node. */

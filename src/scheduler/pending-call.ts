@@ -39,6 +39,12 @@ export class PendingCall {
   onSettle: ((call: PendingCall) => void) | undefined;
   /** The outcome counters of its capability request, set when submitted. */
   counters: { submitted: number; ok: number; errors: Record<string, number> } | undefined;
+  /**
+   * Resolve with the output's encoded bytes (a private copy; arena views and tensors inlined)
+   * instead of the decoded message: for a caller that only sends them on (the mesh serving a
+   * peer), which then skips a decode and an encode.
+   */
+  outputBytes = false;
   /** performance.now() at submission and at placement, recorded only while a CallObserver watches. */
   submittedAt = 0;
   placedAt = 0;

@@ -289,8 +289,11 @@ export class Scheduler {
         const route = call.route!;
         const arena = route.sharesArena ? this.options.arena : null;
         if (message.kind === Status.OK) {
-          output = route.schema.output.decode(message.bytes, message.start, message.length, message.refs, arena);
-          if (route.schema.output.hasTensors) this.adoptTensors(route.schema.output.deviceTensorsOf(output as Record<string, unknown>), replica);
+          if (call.outputBytes) output = this.encodedOutput(route, message, arena, replica);
+          else {
+            output = route.schema.output.decode(message.bytes, message.start, message.length, message.refs, arena);
+            if (route.schema.output.hasTensors) this.adoptTensors(route.schema.output.deviceTensorsOf(output as Record<string, unknown>), replica);
+          }
         } else error = errorFromRecord(message.bytes.toString('utf8', message.start, message.start + message.length), call.group.text);
       } catch (err) {
         error = err instanceof CaphostError ? err : new CaphostError(ErrorCode.SCHEMA_MISMATCH, `${call.group.text} output could not be decoded: ${(err as Error).message}`);
@@ -306,6 +309,22 @@ export class Scheduler {
     }
     if (this.queued > 0) this.dispatchQueued();
     if (this.batchQueued > 0 && replica.batchLeft === 0) this.dispatchBatches();
+  }
+
+  /**
+   * The output of an `outputBytes` call: the slot's bytes copied as they are when they are the
+   * whole message; decoded and encoded again only when arena references or tensors need inlining.
+   */
+  private encodedOutput(route: CapabilityRoute, message: SlotMessage, arena: SharedArrayBuffer | null, replica: Replica): Uint8Array {
+    const codec = route.schema.output;
+    if (message.refs === null && !codec.hasTensors) {
+      const bytes = Buffer.allocUnsafe(message.length);
+      message.bytes.copy(bytes, 0, message.start, message.start + message.length);
+      return bytes;
+    }
+    const value = codec.decode(message.bytes, message.start, message.length, message.refs, arena);
+    if (codec.hasTensors) this.adoptTensors(codec.deviceTensorsOf(value), replica);
+    return codec.encode(value, null).bytes.finish();
   }
 
   private adoptTensors(tensors: readonly DeviceTensor[], replica: Replica): void {
@@ -345,6 +364,11 @@ export class Scheduler {
       }, this.options.abortGraceMs);
       timer.unref();
     }
+  }
+
+  /** The caller gave up on `call` (CANCELLED): settles it now and tells its worker. No effect once settled. */
+  cancel(call: PendingCall): void {
+    this.abort(call, CancelReason.CANCELLED);
   }
 
   /**

@@ -64,6 +64,16 @@ describe('mesh of three controllers over two NATS servers', { skip: 'reason' in 
     assert.ok(capabilities.includes('mesh.only-b@1.0') && capabilities.includes('mesh.only-c@1.0'));
   });
 
+  test('tensors travel inline both ways', async () => {
+    const doubled = await a.call('mesh.double@1', { x: { dtype: 'f32', shape: [2, 2], data: new Float32Array([1, -2, 3.5, 0]) } }, { deadlineMs: 5000 });
+    assert.equal(doubled.ok, true, JSON.stringify(doubled.error));
+    const x = doubled.value!['x'] as { dtype: string; shape: number[]; data: Float32Array };
+    assert.equal(x.dtype, 'f32');
+    assert.deepEqual([...x.shape], [2, 2]);
+    assert.deepEqual([...x.data], [2, -4, 7, 0]);
+    assert.ok(['b', 'c'].includes(doubled.value!['node'] as string));
+  });
+
   test('errors cross the wire typed, with the node that raised them', async () => {
     const failed = await a.call('mesh.fail@1', {});
     assert.equal(failed.error?.code, 'HANDLER_ERROR');
