@@ -9,7 +9,8 @@ import { type Payload, settlePayload } from '../scheduler/payload.js';
 import { CertificateAuthority } from './certificate-authority.js';
 import { MeshConnection } from './mesh-connection.js';
 import type { ResolvedMeshOptions } from './mesh-options.js';
-import { type AdvertisedCapability, type CallError, encodeOutputReply, replyTail, subjects, wire } from './mesh-wire.js';
+import { DeadlineTimer } from '../scheduler/deadline-timer.js';
+import { type AdvertisedCapability, type CallError, encodeCallRequest, encodeOutputReply, originField, replyTail, subjects, wire } from './mesh-wire.js';
 import { type NodeCertificate, NodeIdentity } from './node-identity.js';
 import { FIRST_REMOTE_PROVIDER, type Peer, PeerTable } from './peer-table.js';
 import { RemoteAttemptError, RemoteCall, RemoteFailure } from './remote-call.js';
@@ -94,6 +95,12 @@ export class MeshNode {
   readonly #refused: Record<string, string> = {};
   readonly #refusedLogged = new Map<string, number>();
   readonly #retiring = new Set<MeshConnection>();
+  /** Deadlines of the calls this node sent, all on one timer. */
+  readonly #deadlines = new DeadlineTimer<RemoteCall>((call) => {
+    if (call.expire()) this.#cancel(call.node, call.id, true);
+  });
+  /** The origin field of this node's requests, encoded once. */
+  readonly #originField: Uint8Array;
   #current!: MeshConnection;
   #advertisement: { digest: string; signed: Uint8Array; serial: string } | undefined;
   #timers: NodeJS.Timeout[] = [];
@@ -110,6 +117,7 @@ export class MeshNode {
     this.#ca = ca;
     this.#identity = identity;
     this.#replyTail = replyTail(options.node);
+    this.#originField = originField(options.node);
   }
 
   /** Opens the node's identity and its NATS connection; fails with MESH_UNAVAILABLE saying why. */
@@ -216,17 +224,17 @@ export class MeshNode {
     if (signal?.aborted) return Promise.reject(new CaphostError(ErrorCode.CANCELLED, `the caller cancelled this "${text}" call`, { details: { capability: text }, cause: signal.reason }));
     this.#nextId = (this.#nextId + 1) >>> 0 || 1;
     const id = this.#nextId;
-    const request = wire.callRequest.encode({ capability: text, input, deadline_ms: Math.ceil(remaining), origin: this.#options.node, call_id: id });
+    const request = encodeCallRequest(text, input, Math.ceil(remaining), id, this.#originField);
     const node = peer.node;
     this.#sentTo[node] = (this.#sentTo[node] ?? 0) + 1;
     return new Promise<Uint8Array>((resolve, reject) => {
-      const call = new RemoteCall(id, node, text, resolve, reject, (c) => {
+      const call = new RemoteCall(id, node, text, remaining > 0 ? deadline : 0, deadlineMs, resolve, reject, (c) => {
         connection.pending.delete(c.id);
         peer.inFlight.delete(c);
       });
       connection.pending.set(id, call);
       peer.inFlight.add(call);
-      if (remaining > 0) call.expireAfter(remaining, deadlineMs, () => this.#cancel(node, id, true));
+      if (remaining > 0) this.#deadlines.add(call);
       if (signal !== undefined) call.cancelWith(signal, () => this.#cancel(node, id, false));
       connection.nc.publish(subjects.call(node, route.capability.major, route.capability.name), request, { reply: connection.replySubject(id) });
     });
@@ -570,6 +578,7 @@ export class MeshNode {
       }
     }
     for (const cancel of this.#serving.values()) cancel();
+    this.#deadlines.close();
     if (this.#current.connected) this.#current.nc.publish(subjects.bye, wire.presence.encode({ node: this.#options.node }));
     await Promise.all(connections.map((c) => c.close()));
   }

@@ -90,23 +90,61 @@ export function replyTail(node: string): Uint8Array {
   return wire.callReply.encode({ node });
 }
 
+/** Field 4 (origin) of a CallRequest, encoded once per node. */
+export function originField(node: string): Uint8Array {
+  return wire.callRequest.encode({ origin: node } as CallRequest);
+}
+
+function varintSize(v: number): number {
+  let n = 1;
+  for (v >>>= 7; v !== 0; v >>>= 7) n++;
+  return n;
+}
+
+function writeVarint(buf: Buffer, pos: number, v: number): number {
+  while (v > 0x7f) {
+    buf[pos++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
+  }
+  buf[pos++] = v;
+  return pos;
+}
+
+/**
+ * CallRequest written by hand in one buffer (every remote call sends one): capability (1),
+ * input (2), deadline_ms (3), the node's encoded origin (4), call_id (5). The same bytes
+ * protobufjs writes for the same message.
+ */
+export function encodeCallRequest(capability: string, input: Uint8Array, deadlineMs: number, callId: number, origin: Uint8Array): Uint8Array {
+  const capabilityLength = Buffer.byteLength(capability);
+  const inputLength = input.length;
+  const size = 1 + varintSize(capabilityLength) + capabilityLength + 1 + varintSize(inputLength) + inputLength + 1 + varintSize(deadlineMs) + origin.length + 1 + varintSize(callId);
+  const buf = Buffer.allocUnsafe(size);
+  buf[0] = 0x0a; // 1: capability, length-delimited
+  let pos = writeVarint(buf, 1, capabilityLength);
+  pos += buf.write(capability, pos);
+  buf[pos++] = 0x12; // 2: input, length-delimited
+  pos = writeVarint(buf, pos, inputLength);
+  buf.set(input, pos);
+  pos += inputLength;
+  buf[pos++] = 0x18; // 3: deadline_ms, varint
+  pos = writeVarint(buf, pos, deadlineMs);
+  buf.set(origin, pos);
+  pos += origin.length;
+  buf[pos++] = 0x28; // 5: call_id, varint
+  writeVarint(buf, pos, callId);
+  return buf;
+}
+
 /**
  * CallReply { output, node } written by hand in one buffer (the reply of every served call):
  * field 1 (bytes) ahead of the node's encoded tail, which protobuf readers take in any order.
  */
 export function encodeOutputReply(output: Uint8Array, tail: Uint8Array): Uint8Array {
   const length = output.length;
-  let lengthBytes = 1;
-  for (let v = length >>> 7; v !== 0; v >>>= 7) lengthBytes++;
-  const buf = Buffer.allocUnsafe(1 + lengthBytes + length + tail.length);
+  const buf = Buffer.allocUnsafe(1 + varintSize(length) + length + tail.length);
   buf[0] = 0x0a; // field 1, wire type 2
-  let pos = 1;
-  let v = length;
-  while (v > 0x7f) {
-    buf[pos++] = (v & 0x7f) | 0x80;
-    v >>>= 7;
-  }
-  buf[pos++] = v;
+  const pos = writeVarint(buf, 1, length);
   buf.set(output, pos);
   buf.set(tail, pos + length);
   return buf;

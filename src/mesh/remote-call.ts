@@ -27,10 +27,10 @@ export class RemoteAttemptError extends Error {
 /**
  * One attempt of a call on one remote node. `settle` is the only way out: a reply, the deadline,
  * the caller's signal, or the node's loss, whichever comes first; the rest find it settled.
+ * Its deadline is watched by the node's one DeadlineTimer (no timer per call).
  */
 export class RemoteCall {
   #done = false;
-  #timer: NodeJS.Timeout | undefined;
   #onAbort: (() => void) | undefined;
   #signal: AbortSignal | undefined;
 
@@ -38,6 +38,10 @@ export class RemoteCall {
     readonly id: number,
     readonly node: string,
     readonly capability: string,
+    /** Absolute deadline in epoch ms, 0 when none. */
+    readonly deadline: number,
+    /** The deadline as the caller gave it, in ms (for the message). */
+    private readonly deadlineMs: number,
     private readonly resolveFn: (output: Uint8Array) => void,
     private readonly rejectFn: (error: Error) => void,
     /** Called once when settled, to drop it from the tables that hold it. */
@@ -48,11 +52,13 @@ export class RemoteCall {
     return this.#done;
   }
 
-  /** Settles with DEADLINE_EXCEEDED after `ms` and calls `onExpire` (to tell the node). */
-  expireAfter(ms: number, deadlineMs: number, onExpire: () => void): void {
-    this.#timer = setTimeout(() => {
-      if (this.reject(new CaphostError(ErrorCode.DEADLINE_EXCEEDED, `the deadline of this "${this.capability}" call (${deadlineMs} ms) passed while node ${this.node} ran it; allow more time, or add nodes`, { details: { capability: this.capability, node: this.node, state: 'running' } }))) onExpire();
-    }, ms);
+  get settled(): boolean {
+    return this.#done;
+  }
+
+  /** Settles with DEADLINE_EXCEEDED; false if it had settled already (then the node need not be told). */
+  expire(): boolean {
+    return this.reject(new CaphostError(ErrorCode.DEADLINE_EXCEEDED, `the deadline of this "${this.capability}" call (${this.deadlineMs} ms) passed while node ${this.node} ran it; allow more time, or add nodes`, { details: { capability: this.capability, node: this.node, state: 'running' } }));
   }
 
   /** Settles with CANCELLED when `signal` aborts and calls `onCancel` (to tell the node). */
@@ -79,7 +85,6 @@ export class RemoteCall {
   #finish(): boolean {
     if (this.#done) return false;
     this.#done = true;
-    clearTimeout(this.#timer);
     if (this.#onAbort !== undefined) this.#signal!.removeEventListener('abort', this.#onAbort);
     this.release(this);
     return true;

@@ -1,18 +1,24 @@
 import type { PendingCall } from './pending-call.js';
 
+/** What the timer needs of a call: its absolute deadline (epoch ms) and whether it settled. */
+export interface Deadlined {
+  readonly deadline: number;
+  readonly settled: boolean;
+}
+
 /**
  * One timer for every deadline: a min-heap of calls by deadline and a single setTimeout armed
  * for the earliest. Settled calls are dropped when they surface, so settling costs nothing here.
  */
-export class DeadlineTimer {
-  private readonly heap: PendingCall[] = [];
+export class DeadlineTimer<T extends Deadlined = PendingCall> {
+  private readonly heap: T[] = [];
   private timer: NodeJS.Timeout | undefined;
   private armedFor = Infinity;
   private compactAt = 4096;
 
-  constructor(private readonly expire: (call: PendingCall) => void) {}
+  constructor(private readonly expire: (call: T) => void) {}
 
-  add(call: PendingCall): void {
+  add(call: T): void {
     if (this.heap.length >= this.compactAt) this.compact();
     const heap = this.heap;
     let i = heap.length;
@@ -57,7 +63,7 @@ export class DeadlineTimer {
     this.arm();
   };
 
-  private pop(): PendingCall {
+  private pop(): T {
     const heap = this.heap;
     const top = heap[0]!;
     const last = heap.pop()!;
