@@ -57,6 +57,7 @@
         "native/cpu/backend.cc",
         "native/cpu/backend_exec.cc",
         "native/cpu/attention.cc",
+        "native/cpu/attention_x86.cc",
         "native/cpu/thread_pool.cc",
         "native/cpu/gemm.cc",
         "native/cpu/kernels_x86.cc",

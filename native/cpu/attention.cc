@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "gemm.h"
@@ -16,7 +17,15 @@ void attention(const ops::OpsTable& k, const AttentionShape& s, const float* q, 
   const KernelSet* ks = defaultKernelSet();
   // Small attentions (short sequences) run on the caller: a pool hand-off costs more than them.
   const double macs = static_cast<double>(s.batch) * s.heads * s.seqQ * s.seqK * (s.headDim + s.valueDim);
-  parallelFor(s.batch * s.heads, macs < (1 << 21) ? 1 : threads, [&](i64 task) {
+  const int workers = macs < (1 << 21) ? 1 : threads;
+  // The AVX-512 kernel goes with the AVX-512 GEMM kernels (CAPHOST_CPU_ISA=avx2 or scalar turns both off).
+  if (std::string(ks->isa) == "avx512f" && attentionAvx512Supported(s)) {
+    parallelFor(s.batch * s.heads, workers, [&](i64 task) {
+      attentionHeadAvx512(s, q, key, v, keyMask, causal, scale, out, task);
+    });
+    return;
+  }
+  parallelFor(s.batch * s.heads, workers, [&](i64 task) {
     const i64 b = task / s.heads, h = task % s.heads;
     thread_local std::vector<float> scores;
     scores.resize(static_cast<std::size_t>(s.seqQ * s.seqK));

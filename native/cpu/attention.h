@@ -18,4 +18,10 @@ struct AttentionShape {
 void attention(const ops::OpsTable& k, const AttentionShape& s, const float* q, const float* key, const float* v,
                const std::int32_t* keyMask, bool causal, float scale, float* out, int threads);
 
+// The AVX-512 kernel (attention_x86.cc): whether it can run this shape on this CPU, and one
+// (batch, head) task of it, task = b * heads + h.
+bool attentionAvx512Supported(const AttentionShape& s);
+void attentionHeadAvx512(const AttentionShape& s, const float* q, const float* key, const float* v,
+                         const std::int32_t* keyMask, bool causal, float scale, float* out, std::int64_t task);
+
 }  // namespace caphost::cpu

@@ -123,8 +123,11 @@ void matmul(const OpsTable& k, const ch_op& op, int threads) {
   float* C = out.dtype == CH_F32 ? f32(out) : (sc.resize(static_cast<std::size_t>(batch * m * n)), sc.data());
   const float* bias = op.n_inputs > 2 ? f32(op.inputs[2]) : nullptr;
   const float alpha = op.f0;
-  // The GEMM fuses bias + relu/gelu-tanh; alpha and gelu-erf need a pass after it.
-  const bool fused = alpha == 1.0f && op.i0 != CH_ACT_GELU_ERF;
+  // The GEMM fuses bias + relu/gelu (CH_ACT_* and kAct* share their values); alpha needs a pass after it.
+  static_assert(int{CH_ACT_RELU} == int{kActRelu} && int{CH_ACT_GELU_TANH} == int{kActGeluTanh} &&
+                    int{CH_ACT_GELU_ERF} == int{kActGeluErf},
+                "activation codes");
+  const bool fused = alpha == 1.0f;
   const int act = fused ? op.i0 : CH_ACT_NONE;
   const float* fusedBias = fused ? bias : nullptr;
   const KernelSet* ks = defaultKernelSet();

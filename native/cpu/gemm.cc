@@ -1,6 +1,7 @@
 // The GEMM driver: dispatch, packing, cache blocking, the edge tiles, the epilogue and
 // the thread split. The micro-kernels live in kernels_*.cc.
 #include "gemm.h"
+#include "ops.h"
 #include "thread_pool.h"
 
 #include <algorithm>
@@ -95,9 +96,12 @@ void packB(const Problem& pr, int p0, int kc, int j0, int nc, int nr, float* dst
   }
 }
 
-void applyGelu(float* c, i64 ldc, int rows, int cols) {
-  for (int i = 0; i < rows; ++i)
-    for (int j = 0; j < cols; ++j) c[i * ldc + j] = geluTanh(c[i * ldc + j]);
+// A GELU over a finished tile: the kernel set's own, else the ops table's row kernels.
+void applyGelu(const KernelSet& ks, int activation, float* c, i64 ldc, int rows, int cols) {
+  if (ks.activate != nullptr) return ks.activate(activation, c, ldc, rows, cols);
+  const ops::OpsTable& t = *ops::defaultOps();
+  const auto fn = activation == kActGeluErf ? t.geluErf : t.geluTanh;
+  for (int i = 0; i < rows; ++i) fn(c + i * ldc, c + i * ldc, cols);
 }
 
 // One tile of C: the kernel writes full tiles in place; partial ones go through `tmp`.
@@ -121,7 +125,7 @@ void tile(const KernelSet& ks, const Problem& pr, int kc, const float* ap, const
       }
     }
   }
-  if (last && pr.activation == kActGeluTanh) applyGelu(c, pr.ldc, rows, cols);
+  if (last && (pr.activation == kActGeluTanh || pr.activation == kActGeluErf)) applyGelu(ks, pr.activation, c, pr.ldc, rows, cols);
 }
 
 // C rows [mBegin, mEnd) x columns [nBegin, nEnd), single-threaded.
@@ -187,6 +191,7 @@ void fillEpilogue(const Problem& pr) {
       float v = pr.bias ? pr.bias[j] : 0.0f;
       if (pr.activation == kActRelu && v < 0.0f) v = 0.0f;
       if (pr.activation == kActGeluTanh) v = geluTanh(v);
+      if (pr.activation == kActGeluErf) v = 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752f));
       row[j] = v;
     }
   }
@@ -225,8 +230,8 @@ const KernelSet* defaultKernelSet() {
 void sgemm(const KernelSet* ks, int m, int n, int k, const float* A, int lda, bool transA, const float* B,
            int ldb, bool transB, float* C, int ldc, const float* bias, int activation, int threads) {
   if (m < 0 || n < 0 || k < 0) throw std::invalid_argument("sgemm: m, n and k must be >= 0");
-  if (activation < kActNone || activation > kActGeluTanh)
-    throw std::invalid_argument("sgemm: activation must be 0, 1 or 2");
+  if (activation < kActNone || activation > kActGeluErf)
+    throw std::invalid_argument("sgemm: activation must be 0, 1, 2 or 3");
   if (ldc < std::max(n, 1)) throw std::invalid_argument("sgemm: ldc is smaller than n");
   if (lda < std::max(transA ? m : k, 1)) throw std::invalid_argument("sgemm: lda is too small");
   if (ldb < std::max(transB ? k : n, 1)) throw std::invalid_argument("sgemm: ldb is too small");

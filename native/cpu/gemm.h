@@ -11,7 +11,7 @@
 
 namespace caphost::cpu {
 
-enum Activation : int { kActNone = 0, kActRelu = 1, kActGeluTanh = 2 };
+enum Activation : int { kActNone = 0, kActRelu = 1, kActGeluTanh = 2, kActGeluErf = 3 };
 
 // One register-tiled micro-kernel: computes a full MR x NR tile of C from a packed A
 // micro-panel (kc steps of MR values) and a packed B micro-panel (kc steps of NR values).
@@ -20,6 +20,8 @@ enum Activation : int { kActNone = 0, kActRelu = 1, kActGeluTanh = 2 };
 //   relu:  applied after the bias on the last k block only
 using MicroKernel = void (*)(int kc, const float* a, const float* b, float* c, int ldc, bool first,
                              const float* bias, bool relu);
+// A GELU (kActGeluTanh or kActGeluErf) over a finished tile of C, while it is still in L1.
+using TileActivation = void (*)(int activation, float* c, std::int64_t ldc, int rows, int cols);
 
 struct KernelSet {
   const char* isa;  // "avx512f" | "avx2" | "neon" | "scalar"
@@ -27,6 +29,7 @@ struct KernelSet {
   int kc;           // k block (A micro-panel mr*kc stays in L1)
   int nc;           // n block (packed B block kc*nc stays in L2), a multiple of nr
   MicroKernel kernel;
+  TileActivation activate;  // nullptr: the ops table's row kernels
 };
 
 // The kernel set for an ISA name, or nullptr when unknown or unsupported by this CPU.
@@ -55,7 +58,7 @@ void sgemmPacked(const KernelSet* ks, int m, int n, int k, const float* A, int l
 }  // namespace caphost::cpu
 
 // C = act(op(A)·op(B) + bias); bias nullable (length n); activation 0 none, 1 relu,
-// 2 gelu (tanh form); threads <= 1 runs on the calling thread. Throws std::invalid_argument
+// 2 gelu (tanh form), 3 gelu (erf form); threads <= 1 runs on the calling thread. Throws std::invalid_argument
 // for negative sizes or leading dimensions too small.
 void caphost_sgemm(int m, int n, int k, const float* A, int lda, bool transA, const float* B, int ldb,
                    bool transB, float* C, int ldc, const float* bias, int activation, int threads);

@@ -1,6 +1,7 @@
 // x86-64 micro-kernels, compiled for their ISA by function attribute only, so the addon
 // still loads on any x86-64; gemm.cc calls them only after __builtin_cpu_supports.
 #include "gemm.h"
+#include "simd_avx512.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
@@ -93,8 +94,21 @@ __attribute__((target("avx2,fma"))) void kernelAvx2(int kc, const float* a, cons
   }
 }
 
-const KernelSet kAvx512{"avx512f", kMr512, kNr512, 384, 480, kernelAvx512};
-const KernelSet kAvx2{"avx2", kMr256, kNr256, 256, 480, kernelAvx2};
+// GELU over a finished tile, 16 columns at a time (the last vector masked).
+__attribute__((target("avx512f"))) void activateAvx512(int activation, float* c, std::int64_t ldc, int rows,
+                                                        int cols) {
+  for (int r = 0; r < rows; ++r) {
+    float* row = c + r * ldc;
+    for (int j = 0; j < cols; j += 16) {
+      const __mmask16 m = cols - j >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (cols - j)) - 1u);
+      const __m512 v = _mm512_maskz_loadu_ps(m, row + j);
+      _mm512_mask_storeu_ps(row + j, m, activation == kActGeluErf ? simd::geluErf16(v) : simd::geluTanh16(v));
+    }
+  }
+}
+
+const KernelSet kAvx512{"avx512f", kMr512, kNr512, 384, 480, kernelAvx512, activateAvx512};
+const KernelSet kAvx2{"avx2", kMr256, kNr256, 256, 480, kernelAvx2, nullptr};
 
 }  // namespace
 
