@@ -104,6 +104,8 @@ export class MeshNode {
   #current!: MeshConnection;
   #advertisement: { digest: string; signed: Uint8Array; serial: string } | undefined;
   #timers: NodeJS.Timeout[] = [];
+  /** When the sweep last ran (it runs every half heartbeat; a much later run means this node stalled). */
+  #lastSweep = Date.now();
   #nextId = 0;
   #retried = 0;
   #rotations = 0;
@@ -422,7 +424,16 @@ export class MeshNode {
   }
 
   #sweep(): void {
+    const now = Date.now();
+    const last = this.#lastSweep;
+    this.#lastSweep = now;
     if (!this.#current.connected) return; // our own silence, not theirs
+    if (now - last > this.#options.heartbeatMs) {
+      // This node did not run for a while (a long pause, a paused VM): its peers' heartbeats may
+      // still wait unread in its socket, or not be sent yet. A fresh period, rather than a verdict.
+      this.#peers.touchAll(now);
+      return;
+    }
     const silentFor = MISSED_HEARTBEATS * this.#options.heartbeatMs;
     for (const peer of this.#peers.silentSince(Date.now() - silentFor)) this.#dropPeer(peer, `no heartbeat for ${silentFor} ms`);
   }

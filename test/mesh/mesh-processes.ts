@@ -107,6 +107,11 @@ export class NodeProcess {
     return this.#request({ op: 'call', capability, input, ...options });
   }
 
+  /** Blocks the node's event loop for `ms`; resolves when it runs again. */
+  async stall(ms: number): Promise<void> {
+    await this.#request({ op: 'stall', ms });
+  }
+
   async stats(): Promise<ControllerStats> {
     return (await this.#request({ op: 'stats' })).value as unknown as ControllerStats;
   }

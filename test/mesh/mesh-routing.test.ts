@@ -150,6 +150,17 @@ describe('mesh of three controllers over two NATS servers', { skip: 'reason' in 
     assert.match(answer.error!.message, /no responders|left/);
   });
 
+  test('a node whose own event loop stalled does not take its peers for dead', async () => {
+    // A call sent to b, then a stops running for longer than three heartbeats (a long GC pause,
+    // a paused VM). b's heartbeats and its reply wait unread in a's socket meanwhile.
+    const call = a.call('mesh.only-b@1', { text: 'stalled' }, { deadlineMs: 10_000 });
+    await a.stall(6 * HEARTBEAT_MS);
+    const answer = await call;
+    assert.equal(answer.ok, true, JSON.stringify(answer.error));
+    assert.equal(answer.value!['node'], 'b');
+    assert.ok((await a.stats()).mesh!.peers.some((p) => p.node === 'b'), 'a dropped b');
+  });
+
   test('a lost NATS connection reconnects; calls meanwhile fail fast or finish within their deadline', async () => {
     // a is on server 1; stopping it sends a to server 2, which it learnt from the cluster.
     await servers[0].stop();
