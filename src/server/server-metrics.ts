@@ -1,15 +1,16 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Controller } from '../controller/controller.js';
 import type { CallObserver } from '../scheduler/call-observer.js';
+import { BucketHistogram, type HistogramSeries } from './bucket-histogram.js';
 
 /** Seconds, from 50 µs (a ring round trip) to 10 s (a long model). */
 const LATENCY_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 
 interface LatencyChildren {
-  queue: Histogram.Internal<'capability'>;
-  compute: Histogram.Internal<'capability'>;
-  total: Histogram.Internal<'capability'>;
+  queue: HistogramSeries;
+  compute: HistogramSeries;
+  total: HistogramSeries;
 }
 
 /**
@@ -21,23 +22,23 @@ export class ServerMetrics {
   readonly registry = new Registry();
   private controller: Controller | undefined;
   private stopObserving: (() => void) | undefined;
-  private readonly latency: { queue: Histogram<'capability'>; compute: Histogram<'capability'>; total: Histogram<'capability'> };
-  private readonly batch: Histogram<'capability'>;
+  private readonly latency: { queue: BucketHistogram; compute: BucketHistogram; total: BucketHistogram };
+  private readonly batch: BucketHistogram;
   private readonly children = new Map<string, LatencyChildren>();
-  private readonly batchChildren = new Map<string, Histogram.Internal<'capability'>>();
+  private readonly batchChildren = new Map<string, HistogramSeries>();
   private readonly answeredCounts = new Map<string, number>();
   private restartsSeen = new Map<string, number>();
 
   constructor() {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'caphost_' });
-    const histogram = (name: string, help: string) => new Histogram({ name, help, labelNames: ['capability'] as const, buckets: LATENCY_BUCKETS, registers });
+    const histogram = (name: string, help: string) => new BucketHistogram(name, help, 'capability', LATENCY_BUCKETS, this.registry);
     this.latency = {
       queue: histogram('caphost_call_queue_seconds', 'Time a call waited in the controller before a worker took it, by capability request'),
       compute: histogram('caphost_call_compute_seconds', 'Time from handing a call to a worker until it settled (ring, handler, reply), by capability request'),
       total: histogram('caphost_call_total_seconds', 'Time from submission to settlement of a call, by capability request'),
     };
-    this.batch = new Histogram({ name: 'caphost_batch_size', help: 'Calls handed to a worker together, by capability request', labelNames: ['capability'] as const, buckets: BATCH_BUCKETS, registers });
+    this.batch = new BucketHistogram('caphost_batch_size', 'Calls handed to a worker together, by capability request', 'capability', BATCH_BUCKETS, this.registry);
     const answered = this.answeredCounts;
     new Counter({
       name: 'caphost_http_requests_total',
@@ -155,25 +156,26 @@ export class ServerMetrics {
     const observer: CallObserver = {
       settled: (capability, _outcome, queueMs, computeMs, totalMs) => {
         const c = this.children.get(capability) ?? this.latencyChildren(capability);
-        c.queue.observe(queueMs / 1000);
-        if (computeMs > 0) c.compute.observe(computeMs / 1000);
-        c.total.observe(totalMs / 1000);
+        const { queue, compute, total } = this.latency;
+        queue.observe(c.queue, queueMs / 1000);
+        if (computeMs > 0) compute.observe(c.compute, computeMs / 1000);
+        total.observe(c.total, totalMs / 1000);
       },
       dispatched: (capability, size) => {
         let child = this.batchChildren.get(capability);
         if (child === undefined) {
-          child = this.batch.labels({ capability });
+          child = this.batch.seriesFor(capability);
           this.batchChildren.set(capability, child);
         }
-        child.observe(size);
+        this.batch.observe(child, size);
       },
     };
     this.stopObserving = controller.observe(observer);
   }
 
   private latencyChildren(capability: string): LatencyChildren {
-    const labels = { capability };
-    const c = { queue: this.latency.queue.labels(labels), compute: this.latency.compute.labels(labels), total: this.latency.total.labels(labels) };
+    const { queue, compute, total } = this.latency;
+    const c = { queue: queue.seriesFor(capability), compute: compute.seriesFor(capability), total: total.seriesFor(capability) };
     this.children.set(capability, c);
     return c;
   }
