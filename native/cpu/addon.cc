@@ -140,7 +140,7 @@ Napi::Value KernelInfo(const Napi::CallbackInfo& info) {
   out.Set("nr", Napi::Number::New(env, ks->nr));
   Napi::Array available = Napi::Array::New(env);
   std::uint32_t i = 0;
-  for (const char* isa : {"avx512f", "avx2", "neon", "scalar"})
+  for (const char* isa : {"avx512f", "avx512f-12x32", "avx2", "neon", "scalar"})
     if (caphost::cpu::kernelSetFor(isa) != nullptr) available.Set(i++, Napi::String::New(env, isa));
   out.Set("available", available);
   out.Set("opsIsa", Napi::String::New(env, caphost::cpu::ops::defaultOps()->isa));

@@ -19,7 +19,7 @@ void attention(const ops::OpsTable& k, const AttentionShape& s, const float* q, 
   const double macs = static_cast<double>(s.batch) * s.heads * s.seqQ * s.seqK * (s.headDim + s.valueDim);
   const int workers = macs < (1 << 21) ? 1 : threads;
   // The AVX-512 kernel goes with the AVX-512 GEMM kernels (CAPHOST_CPU_ISA=avx2 or scalar turns both off).
-  if (std::string(ks->isa) == "avx512f" && attentionAvx512Supported(s)) {
+  if (std::string(ks->isa).rfind("avx512f", 0) == 0 && attentionAvx512Supported(s)) {
     parallelFor(s.batch * s.heads, workers, [&](i64 task) {
       attentionHeadAvx512(s, q, key, v, keyMask, causal, scale, out, task);
     });

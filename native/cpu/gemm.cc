@@ -210,6 +210,7 @@ const KernelSet* kernelSetFor(const char* isa) {
   if (isa == nullptr) return nullptr;
   const std::string name(isa);
   if (name == "avx512f") return x86Avx512Set();
+  if (name == "avx512f-12x32") return x86Avx512Set12x32();
   if (name == "avx2") return x86Avx2Set();
   if (name == "neon") return neonSet();
   if (name == "scalar") return scalarSet();

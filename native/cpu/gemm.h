@@ -24,7 +24,7 @@ using MicroKernel = void (*)(int kc, const float* a, const float* b, float* c, i
 using TileActivation = void (*)(int activation, float* c, std::int64_t ldc, int rows, int cols);
 
 struct KernelSet {
-  const char* isa;  // "avx512f" | "avx2" | "neon" | "scalar"
+  const char* isa;  // "avx512f" | "avx512f-12x32" | "avx2" | "neon" | "scalar"
   int mr, nr;       // micro-tile
   int kc;           // k block (A micro-panel mr*kc stays in L1)
   int nc;           // n block (packed B block kc*nc stays in L2), a multiple of nr
@@ -39,6 +39,7 @@ const KernelSet* defaultKernelSet();
 
 // Per-ISA kernel sets (nullptr when not compiled for this architecture).
 const KernelSet* x86Avx512Set();
+const KernelSet* x86Avx512Set12x32();  // the earlier 12 x 32 tile, kept as a baseline ("avx512f-12x32")
 const KernelSet* x86Avx2Set();
 const KernelSet* neonSet();
 const KernelSet* scalarSet();

@@ -12,7 +12,7 @@ import { loadAddon } from '../native/load-addon.js';
 import { CaphostError, isErrorCode } from '../errors.js';
 
 /** Micro-kernel instruction sets, best first. */
-export type CpuIsa = 'avx512f' | 'avx2' | 'neon' | 'scalar';
+export type CpuIsa = 'avx512f' | 'avx512f-12x32' | 'avx2' | 'neon' | 'scalar';
 export type GemmActivation = 'none' | 'relu' | 'gelu';
 
 export interface SgemmOptions {
