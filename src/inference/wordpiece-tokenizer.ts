@@ -52,6 +52,7 @@ const SPACE_SEPARATOR = /\p{Zs}/u;
 const NON_SPACING_MARK = /\p{Mn}/gu;
 // After cleaning, what Python's str.split() still splits on: the space, and the line and paragraph separators.
 const WHITESPACE_RUN = /[ \u2028\u2029]+/;
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
 
 function isPunctuation(ch: string, cp: number): boolean {
   if ((cp >= 33 && cp <= 47) || (cp >= 58 && cp <= 64) || (cp >= 91 && cp <= 96) || (cp >= 123 && cp <= 126)) return true;
@@ -126,8 +127,11 @@ export class WordPieceTokenizer {
 
   /** BasicTokenizer: the words and punctuation of `text`, before WordPiece. */
   basicTokenize(text: string): string[] {
-    let cleaned = '';
-    for (const ch of text) {
+    // Printable ASCII has no control, CJK or separator characters to clean and is unchanged by
+    // NFC and NFD: only the whitespace split, lower-casing and punctuation split apply.
+    const printableAscii = PRINTABLE_ASCII.test(text);
+    let cleaned = printableAscii ? text : '';
+    if (!printableAscii) for (const ch of text) {
       const cp = ch.codePointAt(0)!;
       if (cp === 0x20 || cp === 0x09 || cp === 0x0a || cp === 0x0d) cleaned += ' ';
       else if (cp === 0 || cp === 0xfffd || (cp < 0x20 || cp >= 0x7f ? CONTROL.test(ch) : false)) continue;
@@ -137,14 +141,14 @@ export class WordPieceTokenizer {
     }
     const out: string[] = [];
     // Hugging Face composes first, so that one character spelled two ways is one token.
-    for (let word of cleaned.normalize('NFC').split(WHITESPACE_RUN)) {
+    for (let word of (printableAscii ? cleaned : cleaned.normalize('NFC')).split(WHITESPACE_RUN)) {
       if (word.length === 0) continue;
       if (this.neverSplit.has(word)) {
         out.push(word);
         continue;
       }
       if (this.lowerCase) word = word.toLowerCase();
-      if (this.stripAccents) word = word.normalize('NFD').replace(NON_SPACING_MARK, '');
+      if (this.stripAccents && !printableAscii) word = word.normalize('NFD').replace(NON_SPACING_MARK, '');
       let current = '';
       for (const ch of word) {
         if (isPunctuation(ch, ch.codePointAt(0)!)) {
@@ -160,6 +164,8 @@ export class WordPieceTokenizer {
 
   /** WordPiece over one word: greedy longest match first, continuation pieces prefixed "##"; a word with no split is [UNK]. */
   wordPiece(word: string): string[] {
+    // Most words are one vocabulary entry.
+    if (word.length <= this.maxChars && this.vocab.has(word)) return [word];
     const chars = Array.from(word);
     if (chars.length > this.maxChars) return [this.unk];
     const pieces: string[] = [];
