@@ -11,7 +11,9 @@
  *
  * CAPHOST_EMBED_MAX_TOKENS (default 128) truncates longer texts; CAPHOST_EMBED_MAX_BATCH
  * (default 64) bounds the sequences of one pass; CAPHOST_EMBED_BATCH (default 32) is the most
- * calls the scheduler puts in one batch (smaller keeps long sequences' latency down).
+ * calls the scheduler puts in one batch (smaller keeps long sequences' latency down);
+ * CAPHOST_EMBED_QUEUE_DELAY_US (default 2000) is how long a batch may wait for more calls while
+ * a replica is free (0: send at once; calls still gather while every replica is busy).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -36,11 +38,11 @@ interface EmbedSettings {
   readonly maxBatch?: number;
 }
 
-function envInt(name: string, fallback: number): number {
+function envInt(name: string, fallback: number, min = 1): number {
   const raw = process.env[name];
   if (raw === undefined) return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new CaphostError(ErrorCode.INVALID_ARGUMENT, `${name} must be a positive integer, got "${raw}"`);
+  if (!Number.isInteger(n) || n < min) throw new CaphostError(ErrorCode.INVALID_ARGUMENT, `${name} must be an integer of at least ${min}, got "${raw}"`);
   return n;
 }
 
@@ -76,7 +78,7 @@ export default defineWorker({
   capabilities: {
     'embed.text@1.0': {
       schema: { proto: './embed.proto', input: 'embed.Texts', output: 'embed.Embeddings' },
-      batch: { maxSize: envInt('CAPHOST_EMBED_BATCH', 32), maxQueueDelayUs: 2000 },
+      batch: { maxSize: envInt('CAPHOST_EMBED_BATCH', 32), maxQueueDelayUs: envInt('CAPHOST_EMBED_QUEUE_DELAY_US', 2000, 0) },
       handler: async (inputs: { texts: string[] }[], ctx: BatchContext) => {
         const texts: string[] = [];
         const live = inputs.map((_, i) => !ctx.cancelled(i));
