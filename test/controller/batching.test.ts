@@ -110,8 +110,9 @@ for (const strategy of ['thread', 'process'] as const) {
 
     it('a call whose deadline passes in the queue fails alone with DEADLINE_EXCEEDED', () =>
       withController(async (controller) => {
-        const blockers = ['x', 'x', 'x', 'x'].map((value) => controller.call<Seen>('test.batch@1', { mode: 'sleep', ms: 150, value }));
-        await sleep(10);
+        const blockers = ['x', 'x', 'x', 'x'].map((value) => controller.call<Seen>('test.batch@1', { mode: 'sleep', ms: 400, value }));
+        // Once their batch runs (a fixed sleep is too short on a loaded machine), the next calls queue behind it.
+        await waitFor(async () => (await controller.call<Seen>('test.single@1', { mode: 'echo' })).batch === 1);
         const late = controller.call<Seen>('test.batch@1', { mode: 'echo', value: 'late' }, { deadlineMs: 30 });
         const fine = controller.call<Seen>('test.batch@1', { mode: 'echo', value: 'fine' });
         const err = await rejection(late);
