@@ -48,10 +48,6 @@ export class RemoteCall {
     private readonly release: (call: RemoteCall) => void,
   ) {}
 
-  get done(): boolean {
-    return this.#done;
-  }
-
   get settled(): boolean {
     return this.#done;
   }
