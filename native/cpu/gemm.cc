@@ -21,6 +21,7 @@ using i64 = std::int64_t;
 // Rows of op(A) packed per block; with the whole k block this stays in L2/L3.
 constexpr int kMcBlock = 960;
 constexpr int kMaxThreads = 64;
+constexpr int kMaxMr = 16;  // the most rows any kernel set's tile has
 
 struct AlignedFree {
   void operator()(float* p) const { std::free(p); }
@@ -104,17 +105,21 @@ void applyGelu(const KernelSet& ks, int activation, float* c, i64 ldc, int rows,
   for (int i = 0; i < rows; ++i) fn(c + i * ldc, c + i * ldc, cols);
 }
 
-// One tile of C: the kernel writes full tiles in place; partial ones go through `tmp`.
-void tile(const KernelSet& ks, const Problem& pr, int kc, const float* ap, const float* bp, int i, int j,
-          bool first, bool last, float* tmp) {
+// One tile of C: the kernel writes full tiles in place; partial ones go through `tmp`. A comes
+// packed (ap) or, when aRows is set, in place (the tile's row pointers; rows past the end repeat
+// the last one, whose results the partial-tile path drops).
+void tile(const KernelSet& ks, const Problem& pr, int kc, const float* ap, const float* const* aRows, const float* bp,
+          int i, int j, bool first, bool last, float* tmp) {
   const int rows = std::min(ks.mr, pr.m - i), cols = std::min(ks.nr, pr.n - j);
   float* c = pr.C + static_cast<i64>(i) * pr.ldc + j;
   const bool relu = last && pr.activation == kActRelu;
   if (rows == ks.mr && cols == ks.nr) {
-    ks.kernel(kc, ap, bp, c, static_cast<int>(pr.ldc), first, last ? pr.bias + (pr.bias ? j : 0) : nullptr,
-              relu);
+    const float* bias = last ? pr.bias + (pr.bias ? j : 0) : nullptr;
+    if (aRows != nullptr) ks.kernelRows(kc, aRows, bp, c, static_cast<int>(pr.ldc), first, bias, relu);
+    else ks.kernel(kc, ap, bp, c, static_cast<int>(pr.ldc), first, bias, relu);
   } else {
-    ks.kernel(kc, ap, bp, tmp, ks.nr, true, nullptr, false);
+    if (aRows != nullptr) ks.kernelRows(kc, aRows, bp, tmp, ks.nr, true, nullptr, false);
+    else ks.kernel(kc, ap, bp, tmp, ks.nr, true, nullptr, false);
     for (int r = 0; r < rows; ++r) {
       float* row = c + static_cast<i64>(r) * pr.ldc;
       for (int q = 0; q < cols; ++q) {
@@ -134,15 +139,18 @@ void run(const KernelSet& ks, const Problem& pr, int mBegin, int mEnd, int nBegi
   const int kcMax = std::min(ks.kc, pr.k);
   const int mcMax = std::min(kMcBlock, mEnd - mBegin), ncMax = std::min(ks.nc, nEnd - nBegin);
   const int mcPad = (mcMax + ks.mr - 1) / ks.mr * ks.mr, ncPad = (ncMax + ks.nr - 1) / ks.nr * ks.nr;
-  Buffer aPack = allocFloats(static_cast<i64>(mcPad) * kcMax);
-  Buffer bPack = allocFloats(static_cast<i64>(ncPad) * kcMax);
+  // Untransposed A is read in place by kernels that can (no packing pass over it).
+  const bool direct = !pr.transA && ks.kernelRows != nullptr;
+  Buffer aPack = allocFloats(direct ? 0 : static_cast<i64>(mcPad) * kcMax);
+  Buffer bPack = allocFloats(pr.packedB != nullptr ? 0 : static_cast<i64>(ncPad) * kcMax);
   Buffer tmp = allocFloats(static_cast<i64>(ks.mr) * ks.nr);
+  const float* rows[kMaxMr];
   for (int i0 = mBegin; i0 < mEnd; i0 += kMcBlock) {
     const int mc = std::min(kMcBlock, mEnd - i0);
     for (int p0 = 0; p0 < pr.k; p0 += ks.kc) {
       const int kc = std::min(ks.kc, pr.k - p0);
       const bool first = p0 == 0, last = p0 + kc == pr.k;
-      packA(pr, i0, mc, p0, kc, ks.mr, aPack.get());
+      if (!direct) packA(pr, i0, mc, p0, kc, ks.mr, aPack.get());
       for (int j0 = nBegin; j0 < nEnd; j0 += ks.nc) {
         const int nc = std::min(ks.nc, nEnd - j0);
         // Prepacked: the k block's panels start at p0 * nPad, panel j at j * kc (j0 is a multiple of nr).
@@ -151,8 +159,12 @@ void run(const KernelSet& ks, const Problem& pr, int mBegin, int mEnd, int nBegi
                               : (packB(pr, p0, kc, j0, nc, ks.nr, bPack.get()), bPack.get());
         for (int ir = 0; ir < mc; ir += ks.mr) {
           const float* ap = aPack.get() + static_cast<i64>(ir) * kc;
+          if (direct) {
+            for (int r = 0; r < ks.mr; ++r) rows[r] = pr.A + std::min<i64>(i0 + ir + r, pr.m - 1) * pr.lda + p0;
+          }
           for (int jr = 0; jr < nc; jr += ks.nr) {
-            tile(ks, pr, kc, ap, bp + static_cast<i64>(jr) * kc, i0 + ir, j0 + jr, first, last, tmp.get());
+            tile(ks, pr, kc, ap, direct ? rows : nullptr, bp + static_cast<i64>(jr) * kc, i0 + ir, j0 + jr, first, last,
+                 tmp.get());
           }
         }
       }

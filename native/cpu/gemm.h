@@ -20,6 +20,11 @@ enum Activation : int { kActNone = 0, kActRelu = 1, kActGeluTanh = 2, kActGeluEr
 //   relu:  applied after the bias on the last k block only
 using MicroKernel = void (*)(int kc, const float* a, const float* b, float* c, int ldc, bool first,
                              const float* bias, bool relu);
+// As MicroKernel, reading A in place: a[i] points at row i of the tile in op(A) (row-major,
+// untransposed), already at the k block's first column. Spares the packing of A, which costs
+// as much as a fifth of a short-M GEMM's time.
+using MicroKernelRows = void (*)(int kc, const float* const* a, const float* b, float* c, int ldc, bool first,
+                                 const float* bias, bool relu);
 // A GELU (kActGeluTanh or kActGeluErf) over a finished tile of C, while it is still in L1.
 using TileActivation = void (*)(int activation, float* c, std::int64_t ldc, int rows, int cols);
 
@@ -30,6 +35,7 @@ struct KernelSet {
   int nc;           // n block (packed B block kc*nc stays in L2), a multiple of nr
   MicroKernel kernel;
   TileActivation activate;  // nullptr: the ops table's row kernels
+  MicroKernelRows kernelRows;  // nullptr: A is always packed
 };
 
 // The kernel set for an ISA name, or nullptr when unknown or unsupported by this CPU.

@@ -34,7 +34,7 @@ void kernelScalar(int kc, const float* a, const float* b, float* c, int ldc, boo
   }
 }
 
-const KernelSet kScalar{"scalar", kMrS, kNrS, 256, 512, kernelScalar, nullptr};
+const KernelSet kScalar{"scalar", kMrS, kNrS, 256, 512, kernelScalar, nullptr, nullptr};
 
 #if defined(__aarch64__)
 // 8 x 8 tile: 16 q-register accumulators, 2 for B, A read 4 lanes at a time.
@@ -87,7 +87,7 @@ void kernelNeon(int kc, const float* a, const float* b, float* c, int ldc, bool 
   }
 }
 
-const KernelSet kNeon{"neon", kMrN, kNrN, 256, 512, kernelNeon, nullptr};
+const KernelSet kNeon{"neon", kMrN, kNrN, 256, 512, kernelNeon, nullptr, nullptr};
 #endif
 
 }  // namespace

@@ -13,9 +13,9 @@ namespace {
 // 8 x 48 (24 accumulators) is the default: as FMA-dense as 12 x 32 with fewer loads per step,
 // and its 8 rows divide the row counts a batched encoder produces (16 or 128 per sequence),
 // where 12 rows leave a part-empty tile (16 = 12 + 4 runs at two thirds of the speed).
-template <int MR, int NV>
-__attribute__((target("avx512f"))) void kernelAvx512(int kc, const float* a, const float* b, float* c, int ldc,
-                                                      bool first, const float* bias, bool relu) {
+template <int MR, int NV, typename ARead>
+__attribute__((target("avx512f"))) inline void kernelAvx512Core(int kc, ARead a, const float* b, float* c, int ldc,
+                                                             bool first, const float* bias, bool relu) {
   constexpr int NR = 16 * NV;
   __m512 acc[MR][NV];
 #pragma GCC unroll 12
@@ -29,11 +29,10 @@ __attribute__((target("avx512f"))) void kernelAvx512(int kc, const float* a, con
     _mm_prefetch(reinterpret_cast<const char*>(b + 8 * NR), _MM_HINT_T0);
 #pragma GCC unroll 12
     for (int i = 0; i < MR; ++i) {
-      const __m512 av = _mm512_set1_ps(a[i]);
+      const __m512 av = _mm512_set1_ps(a(i, p));
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(av, bv[v], acc[i][v]);
     }
-    a += MR;
     b += NR;
   }
   const __m512 zero = _mm512_setzero_ps();
@@ -50,6 +49,21 @@ __attribute__((target("avx512f"))) void kernelAvx512(int kc, const float* a, con
       _mm512_storeu_ps(row + 16 * v, x);
     }
   }
+}
+
+template <int MR, int NV>
+__attribute__((target("avx512f"))) void kernelAvx512(int kc, const float* a, const float* b, float* c, int ldc,
+                                                      bool first, const float* bias, bool relu) {
+  kernelAvx512Core<MR, NV>(kc, [a](int i, int p) { return a[p * MR + i]; }, b, c, ldc, first, bias, relu);
+}
+
+// A read in place, row by row (each row a stream the prefetcher follows).
+template <int MR, int NV>
+__attribute__((target("avx512f"))) void kernelAvx512Rows(int kc, const float* const* a, const float* b, float* c,
+                                                          int ldc, bool first, const float* bias, bool relu) {
+  const float* rows[MR];
+  for (int i = 0; i < MR; ++i) rows[i] = a[i];
+  kernelAvx512Core<MR, NV>(kc, [&rows](int i, int p) { return rows[i][p]; }, b, c, ldc, first, bias, relu);
 }
 
 // 6 x 16 tile: 12 ymm accumulators, 2 for B, 1 broadcast.
@@ -107,9 +121,11 @@ __attribute__((target("avx512f"))) void activateAvx512(int activation, float* c,
   }
 }
 
-const KernelSet kAvx512{"avx512f", 8, 48, 384, 480, kernelAvx512<8, 3>, activateAvx512};
-const KernelSet kAvx512x12{"avx512f-12x32", 12, 32, 384, 480, kernelAvx512<12, 2>, activateAvx512};
-const KernelSet kAvx2{"avx2", kMr256, kNr256, 256, 480, kernelAvx2, nullptr};
+const KernelSet kAvx512{"avx512f", 8, 48, 384, 480, kernelAvx512<8, 3>, activateAvx512,
+                               kernelAvx512Rows<8, 3>};
+const KernelSet kAvx512x12{"avx512f-12x32", 12, 32, 384, 480, kernelAvx512<12, 2>,
+                                  activateAvx512, kernelAvx512Rows<12, 2>};
+const KernelSet kAvx2{"avx2", kMr256, kNr256, 256, 480, kernelAvx2, nullptr, nullptr};
 
 }  // namespace
 
