@@ -13,7 +13,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { createHistogram, monitorEventLoopDelay, type IntervalHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import { Piscina } from 'piscina';
 import { Controller } from '../../src/index.js';
 import { makeRandomBert } from '../../scripts/random-bert.js';
@@ -74,6 +74,13 @@ function textsOf(vocab: readonly string[], seq: number, count: number): string[]
   return Array.from({ length: count }, () => Array.from({ length: seq - 2 }, () => words[(k = (k * 1103515245 + 12345) >>> 0) % words.length]!).join(' '));
 }
 
+/** Adds a delay monitor's distribution to `into`, rebuilt from its quantiles (histograms of the two kinds do not add). */
+function addSamples(into: RecordableHistogram, from: IntervalHistogram): void {
+  const n = from.count;
+  for (let i = 0; i < n; i++) into.record(Math.max(1, Math.round(from.percentile((100 * (i + 0.5)) / n))));
+  if (n > 0) into.record(Math.max(1, from.max));
+}
+
 export async function runServe(ctx: RunContext): Promise<SuiteResult> {
   const suite = newSuite({ suite: 'serve', title: 'serving embeddings: caphost (dynamic batching) vs onnxruntime-node in-process and in piscina', subjects: [...SUBJECTS], baselines: ['onnxruntime', 'onnxruntime-piscina'], metrics: METRICS, targets: TARGETS });
   const dir = await mkdtemp(join(tmpdir(), 'caphost-serve-'));
@@ -120,7 +127,7 @@ export async function runServe(ctx: RunContext): Promise<SuiteResult> {
       // The subjects take turns at each rate, so that on a shared machine they meet the same
       // background load rather than one subject meeting a busy minute alone.
       interface Climb {
-        readonly lag: IntervalHistogram;
+        readonly lag: RecordableHistogram;
         readonly curve: LoadResult[];
         best: number;
         over: number;
@@ -129,16 +136,19 @@ export async function runServe(ctx: RunContext): Promise<SuiteResult> {
       const climbs = new Map<Subject, Climb>();
       for (const subject of SUBJECTS) {
         for (let i = 0; i < 8; i++) await senders[subject](texts[i % texts.length]!);
-        climbs.set(subject, { lag: monitorEventLoopDelay({ resolution: 1 }), curve: [], best: 0, over: 0, done: false });
+        climbs.set(subject, { lag: createHistogram(), curve: [], best: 0, over: 0, done: false });
       }
       for (const rate of rates) {
         for (const subject of SUBJECTS) {
           const climb = climbs.get(subject)!;
           if (climb.done) continue;
           const send = senders[subject];
-          climb.lag.enable();
+          // A delay monitor per run: one re-enabled later would count the time it was off as a delay.
+          const lag = monitorEventLoopDelay({ resolution: 1 });
+          lag.enable();
           const r = await openLoop(rate, durationMs, (i) => send(texts[i % texts.length]!));
-          climb.lag.disable();
+          lag.disable();
+          addSamples(climb.lag, lag);
           climb.curve.push(r);
           ctx.log(`serve s${kase.seq} ${subject} ${rate}/s: achieved ${r.achieved.toFixed(1)}/s p50 ${r.p50Ms.toFixed(1)} ms p99 ${r.p99Ms.toFixed(1)} ms failed ${r.failed}`);
           if (r.p99Ms <= kase.boundMs && r.failed === 0) climb.best = Math.max(climb.best, r.achieved);
