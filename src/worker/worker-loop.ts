@@ -14,6 +14,16 @@ import type { LoadedCapability } from './load-worker-module.js';
 const encoder = new TextEncoder();
 const noop = (): void => {};
 
+/**
+ * While handlers run, the loop parks in an async wait on the request tail and looks at its words
+ * at least this often. A cancel does not move the request tail, so its wake-up is the only thing
+ * that ends the wait, and one sent before the wait began is lost: a process worker's async wait
+ * starts on a thread of its own, some tens of µs after the loop decided to park, and Node 20 has
+ * been seen to drop an Atomics.notify for a pending Atomics.waitAsync (see controller-channel.ts).
+ * Without this bound a lost cancel waited for the handler to finish, past the controller's grace.
+ */
+const ASYNC_PARK_CHECK_MS = 10;
+
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && typeof value === 'object' && typeof (value as { then?: unknown }).then === 'function';
 }
@@ -130,7 +140,7 @@ export class WorkerLoop {
         continue;
       }
       if (this.running.size > 0) {
-        const wait = this.wake.waitAsync(this.i32, Word.REQ_TAIL, seen);
+        const wait = this.wake.waitAsync(this.i32, Word.REQ_TAIL, seen, ASYNC_PARK_CHECK_MS);
         if (wait === null) {
           Atomics.store(this.i32, Word.WORKER_PARKED, 0);
           continue;
