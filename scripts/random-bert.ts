@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { writeSafetensors } from '../src/device/safetensors-file.js';
 import { OnnxGraph, OnnxType } from './onnx-graph.js';
+import { mulberry32 } from '../test/support/prng.js';
 
 export interface BertShape {
   readonly layers: number;
@@ -30,18 +31,6 @@ export interface RandomBert {
   readonly config: Record<string, unknown>;
   readonly vocab: readonly string[];
   readonly files: { readonly config: string; readonly vocab: string; readonly safetensors: string; readonly onnx: string };
-}
-
-/** mulberry32: small, seedable, good enough for weights. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function normal(random: () => number, n: number, std: number, mean = 0): Float32Array {
@@ -91,7 +80,7 @@ export async function makeRandomBert(dir: string, shape: BertShape, seed = 1): P
   const T = shape.typeVocabSize ?? 2;
   const eps = shape.layerNormEps ?? 1e-12;
   if (H % heads !== 0) throw new RangeError(`hidden (${H}) must be a multiple of heads (${heads})`);
-  const random = prng(seed);
+  const random = mulberry32(seed);
   const vocab = makeVocab(V, random);
   // Scaled so that activations stay of order one and attention is far from uniform.
   const linear = (out: number, inp: number) => ({ weight: normal(random, out * inp, 1 / Math.sqrt(inp)), bias: normal(random, out, 0.1) });

@@ -3,6 +3,7 @@
  * server does, and each latency runs from the request's scheduled arrival, so a server that
  * stalls the generator (a blocked event loop) is charged for it (no coordinated omission).
  */
+import { mulberry32 } from '../../test/support/prng.js';
 
 export interface LoadResult {
   readonly offered: number;
@@ -15,20 +16,8 @@ export interface LoadResult {
   readonly failed: number;
 }
 
-/** mulberry32, so every subject sees the same arrival times for a rate. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export async function openLoop(rate: number, durationMs: number, send: (i: number) => Promise<unknown>, drainMs = 10_000): Promise<LoadResult> {
-  const random = prng(rate * 7919);
+  const random = mulberry32(rate * 7919);
   const arrivals: number[] = [];
   for (let t = 0; ; ) {
     t += (-Math.log(1 - random()) / rate) * 1000;

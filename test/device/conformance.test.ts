@@ -18,6 +18,7 @@ import type { DeviceTensor } from '../../src/device/device-tensor.js';
 import type { DType } from '../../src/device/dtype.js';
 import { mulberry32 } from '../support/prng.js';
 import * as ref from './reference-ops.js';
+import { assertClose as close } from './reference-ops.js';
 
 const binding = loadDeviceBinding();
 const session = binding.newSession();
@@ -47,16 +48,6 @@ const TOL: Record<'f32' | 'f16' | 'bf16', { atol: number; rtol: number }> = {
   f16: { atol: 2e-3, rtol: 2e-3 },
   bf16: { atol: 1e-2, rtol: 1e-2 },
 };
-
-function close(got: ArrayLike<number>, want: ArrayLike<number>, tol: { atol: number; rtol: number }, what: string): void {
-  assert.equal(got.length, want.length, `${what}: length`);
-  for (let i = 0; i < want.length; i++) {
-    const g = got[i]!, w = want[i]!;
-    if (g !== w && !(Math.abs(g - w) <= tol.atol + tol.rtol * Math.abs(w))) {
-      assert.fail(`${what}: element ${i} is ${g}, reference ${w} (atol ${tol.atol}, rtol ${tol.rtol})`);
-    }
-  }
-}
 
 for (const target of targets()) {
   describe(`device conformance: ${target.name}`, { skip: target.skip }, () => {

@@ -7,7 +7,6 @@
  * Tolerances as conformance.test.ts: |got - want| <= 1e-4 + 1e-4 |want| (matmul: 2e-4 relative).
  */
 import { after, before, describe, test } from 'node:test';
-import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,14 +43,6 @@ const run = async (build: (l: CommandList) => void): Promise<void> => {
   await dev.run(l);
 };
 
-function close(got: ArrayLike<number>, want: ArrayLike<number>, atol: number, rtol: number, what: string): void {
-  assert.equal(got.length, want.length, `${what}: length`);
-  for (let i = 0; i < want.length; i++) {
-    const g = got[i]!, w = want[i]!;
-    if (!(Math.abs(g - w) <= atol + rtol * Math.abs(w))) assert.fail(`${what}: element ${i} is ${g}, reference ${w}`);
-  }
-}
-
 describe('CPU attention at encoder shapes', () => {
   const cases = [
     { batch: 3, heads: 12, headDim: 32, valueDim: 32, seqQ: 16, seqK: 16, causal: false, mask: true, spread: 1 },
@@ -82,7 +73,7 @@ describe('CPU attention at encoder shapes', () => {
       await run((l) => l.attention(tq, tk, tv, to, { heads: c.heads, causal: c.causal, ...(tm ? { mask: tm } : {}) }));
       const { batch, heads, headDim, valueDim, seqQ, seqK, causal } = c;
       const want = ref.attention(q, k, v, { batch, heads, headDim, valueDim, seqQ, seqK, causal, scale: 1 / Math.sqrt(headDim), ...(c.mask ? { mask } : {}) });
-      close(await dev.download(to), want, 1e-4, 1e-4, name);
+      ref.assertClose(await dev.download(to), want, { atol: 1e-4, rtol: 1e-4 }, name);
     });
   }
 });
@@ -110,7 +101,7 @@ describe('CPU GEMM with a fused GELU on packed weights', () => {
           const to = out([m, n]);
           await run((l) => l.matmul(ta, weights.get('w')!, to, { transB: true, bias: weights.get('b')!, activation }));
           const want = ref.matmul(a, w, { batch: 1, m, n, k, transA: false, transB: true, sharedB: false, alpha: 1, activation, bias });
-          close(await dev.download(to), want, 1e-4, 2e-4, `m ${m} ${activation}`);
+          ref.assertClose(await dev.download(to), want, { atol: 1e-4, rtol: 2e-4 }, `m ${m} ${activation}`);
         }
       } finally {
         for (const handle of weights.handles) dev.free(handle);

@@ -3,6 +3,18 @@
  * native/include/caphost_backend.h and sharing no code with any backend. Arrays are flat and
  * row-major; shapes are passed alongside.
  */
+import assert from 'node:assert/strict';
+
+/** Fails naming the first element of `got` that is neither equal to `want`'s nor within atol + rtol·|want|. */
+export function assertClose(got: ArrayLike<number>, want: ArrayLike<number>, tol: { atol: number; rtol: number }, what: string): void {
+  assert.equal(got.length, want.length, `${what}: length`);
+  for (let i = 0; i < want.length; i++) {
+    const g = got[i]!, w = want[i]!;
+    if (g !== w && !(Math.abs(g - w) <= tol.atol + tol.rtol * Math.abs(w))) {
+      assert.fail(`${what}: element ${i} is ${g}, reference ${w} (atol ${tol.atol}, rtol ${tol.rtol})`);
+    }
+  }
+}
 
 export function erf(x: number): number {
   // Abramowitz & Stegun 7.1.28 is too coarse; this is the complementary error function of
