@@ -203,7 +203,7 @@ export class ControllerChannel {
     if (n === 0) {
       const budget = this.inFlight > 1 ? this.flowSpin : this.wokeWorker ? this.coldSpin : this.soloSpin;
       this.wokeWorker = false;
-      if (spinUntil(this.hasCompletion, budget.us)) n = this.drain();
+      if (this.sharesCpuWithWorker() ? this.sleepUntilCompletion(budget.us) : spinUntil(this.hasCompletion, budget.us)) n = this.drain();
       else if (this.parkedSince === 0) {
         this.parkedSince = performance.now() - budget.us / 1000;
         this.parkedBudget = budget;
@@ -221,6 +221,37 @@ export class ControllerChannel {
       setImmediate(this.pump);
     }
   };
+
+  /**
+   * Publishes this thread's CPU and says whether the worker last ran on the same one. Then a spin
+   * would hold the CPU the worker needs to answer: on a one-CPU container, or when the scheduler
+   * has packed both threads onto one CPU, every call used to wait out the whole spin budget.
+   */
+  private sharesCpuWithWorker(): boolean {
+    const cpu = this.wake.cpu();
+    if (cpu < 0) return false;
+    if (this.lastCpu !== cpu) {
+      this.lastCpu = cpu;
+      Atomics.store(this.i32, Word.CONTROLLER_CPU, cpu + 1);
+    }
+    return Atomics.load(this.i32, Word.WORKER_CPU) === cpu + 1;
+  }
+
+  private lastCpu = -1;
+
+  /**
+   * The spin's stand-in when the worker shares this CPU: a wait on the completion tail, bounded
+   * by the same budget, so the event loop is held no longer than a spin would hold it, but the
+   * worker gets the CPU. The worker notifies because the parked flag is up, as for park().
+   */
+  private sleepUntilCompletion(us: number): boolean {
+    if (this.completions.hasMessage()) return true;
+    if (us <= 0) return false;
+    Atomics.store(this.i32, Word.CONTROLLER_PARKED, 1);
+    if (!this.completions.hasMessage()) this.wake.wait(this.i32, Word.CMP_TAIL, this.completions.consumed | 0, us / 1000);
+    Atomics.store(this.i32, Word.CONTROLLER_PARKED, 0);
+    return this.completions.hasMessage();
+  }
 
   private park(): void {
     this.armed = true;
