@@ -1,7 +1,5 @@
-import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
-import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type protobuf from 'protobufjs';
 import type { CallOptions, Controller } from '../controller/controller.js';
 import { CaphostError, ErrorCode } from '../errors.js';
@@ -11,7 +9,7 @@ import { asCaphostError, errorBody, statusOf } from './http-errors.js';
 import { inferResponse, parseInferRequest } from './kserve-infer.js';
 import { type Model, ModelTable } from './model-table.js';
 import { hasDeviceTensors, settleDeviceTensors, tensorsFromJson, tensorsToJson } from './tensor-mapping.js';
-import { readBody } from './request-body.js';
+import { Http1Server, type Http1Request, type Http1Response } from './http1-server.js';
 import type { ResolvedModelMapping, ResolvedServerSection } from './server-config.js';
 import { ServerMetrics } from './server-metrics.js';
 
@@ -23,6 +21,8 @@ export interface InferenceServerOptions extends ResolvedServerSection {
 const VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 const JSON_TYPE = 'application/json';
 const MODELS = '/v2/models/';
+/** node:http's default limit for the request line and headers. */
+const MAX_HEADER_BYTES = 16 * 1024;
 const CALL = '/caphost/v1/capabilities/';
 
 type State = 'starting' | 'ready' | 'draining' | 'closed';
@@ -41,7 +41,7 @@ export interface Readiness {
  */
 export class InferenceServer {
   readonly #options: InferenceServerOptions;
-  readonly #http: Server;
+  readonly #http: Http1Server;
   readonly #metrics = new ServerMetrics();
   #controller: Controller | undefined;
   #models: ModelTable | undefined;
@@ -53,28 +53,33 @@ export class InferenceServer {
   private constructor(options: InferenceServerOptions) {
     this.#options = options;
     this.#serverMetadata = JSON.stringify({ name: options.name, version: VERSION, extensions: ['binary_tensor_data', 'parameters'] });
-    this.#http = createServer({ requestTimeout: options.requestTimeoutMs, headersTimeout: Math.min(options.requestTimeoutMs, 60_000), noDelay: true }, (req, res) =>
-      this.#onRequest(req, res),
+    this.#http = new Http1Server(
+      {
+        maxHeaderBytes: MAX_HEADER_BYTES,
+        maxBodyBytes: options.maxBodyBytes,
+        headersTimeoutMs: Math.min(options.requestTimeoutMs, 60_000),
+        requestTimeoutMs: options.requestTimeoutMs,
+        keepAliveTimeoutMs: options.keepAliveTimeoutMs,
+      },
+      (req, res) => this.#onRequest(req, res),
+      (res, status, message, tooLarge) => this.#refused(res, status, message, tooLarge),
     );
-    this.#http.keepAliveTimeout = options.keepAliveTimeoutMs;
   }
 
   /** Starts listening (live, not ready). */
   static async listen(options: InferenceServerOptions): Promise<InferenceServer> {
     const server = new InferenceServer(options);
-    server.#http.listen(options.port, options.host);
-    await Promise.race([
-      once(server.#http, 'listening'),
-      once(server.#http, 'error').then(([err]) => {
-        throw new CaphostError(ErrorCode.INVALID_ARGUMENT, `cannot listen on ${options.host}:${options.port}: ${(err as Error).message}; change server.port or --port`, { cause: err, details: { option: 'server.port' } });
-      }),
-    ]);
+    try {
+      await server.#http.listen(options.port, options.host);
+    } catch (err) {
+      throw new CaphostError(ErrorCode.INVALID_ARGUMENT, `cannot listen on ${options.host}:${options.port}: ${(err as Error).message}; change server.port or --port`, { cause: err, details: { option: 'server.port' } });
+    }
     return server;
   }
 
   /** http://host:port of the listening socket. */
   get url(): string {
-    const address = this.#http.address() as AddressInfo;
+    const address = this.#http.address();
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     return `http://${host}:${address.port}`;
   }
@@ -132,7 +137,16 @@ export class InferenceServer {
     this.#state = 'closed';
   }
 
-  #onRequest(req: IncomingMessage, res: ServerResponse): void {
+  /** A request the HTTP layer refused before routing: malformed, too large, or too slow to arrive. */
+  #refused(res: Http1Response, status: number, message: string, tooLarge: number | undefined): void {
+    const error =
+      tooLarge !== undefined
+        ? new CaphostError(ErrorCode.PAYLOAD_TOO_LARGE, `the request body is ${tooLarge} bytes or more, over this server's limit of ${this.#options.maxBodyBytes} (server.maxBodyBytes)`, { details: { limit: this.#options.maxBodyBytes } })
+        : new CaphostError(status === 408 ? ErrorCode.DEADLINE_EXCEEDED : ErrorCode.INVALID_ARGUMENT, message);
+    this.#send(res, 'other', status, JSON_TYPE, errorBody(error), undefined, true);
+  }
+
+  #onRequest(req: Http1Request, res: Http1Response): void {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
@@ -168,7 +182,7 @@ export class InferenceServer {
   }
 
   /** /v2/models/{name}[/versions/{version}][/ready|/infer] */
-  #modelRoute(req: IncomingMessage, res: ServerResponse, path: string): void {
+  #modelRoute(req: Http1Request, res: Http1Response, path: string): void {
     const parts = path.slice(MODELS.length).split('/');
     const name = decodeURIComponent(parts[0]!);
     let version: string | undefined;
@@ -202,30 +216,23 @@ export class InferenceServer {
       : new CaphostError(ErrorCode.CONTROLLER_CLOSED, 'the server is shutting down');
   }
 
-  #infer(req: IncomingMessage, res: ServerResponse, model: Model): void {
-    const headerLength = req.headers['inference-header-content-length'] as string | undefined;
-    readBody(req, this.#options.maxBodyBytes, (error, body) => {
-      if (error !== null) {
-        this.#fail(res, 'infer', error);
-        return;
-      }
-      let plan;
-      try {
-        plan = parseInferRequest(model, body, headerLength, this.#options.defaultDeadlineMs);
-      } catch (err) {
-        this.#fail(res, 'infer', asCaphostError(err));
-        return;
-      }
-      this.#call(res, 'infer', model.capability, plan.message, plan.deadlineMs, plan.priority, model.deviceOutputs, (output) => {
-        const { body: out, jsonLength } = inferResponse(model, plan, output);
-        if (jsonLength === undefined) this.#send(res, 'infer', 200, JSON_TYPE, out);
-        else this.#send(res, 'infer', 200, 'application/octet-stream', out, jsonLength);
-      });
+  #infer(req: Http1Request, res: Http1Response, model: Model): void {
+    let plan;
+    try {
+      plan = parseInferRequest(model, req.body, req.headers['inference-header-content-length'], this.#options.defaultDeadlineMs);
+    } catch (err) {
+      this.#fail(res, 'infer', asCaphostError(err));
+      return;
+    }
+    this.#call(res, 'infer', model.capability, plan.message, plan.deadlineMs, plan.priority, model.deviceOutputs, (output) => {
+      const { body: out, jsonLength } = inferResponse(model, plan, output);
+      if (jsonLength === undefined) this.#send(res, 'infer', 200, JSON_TYPE, out);
+      else this.#send(res, 'infer', 200, 'application/octet-stream', out, jsonLength);
     });
   }
 
   /** POST /caphost/v1/capabilities/{capability}: the input message as JSON in, the output message as JSON out. */
-  #callRoute(req: IncomingMessage, res: ServerResponse, capability: string): void {
+  #callRoute(req: Http1Request, res: Http1Response, capability: string): void {
     if (!this.#options.callRoute) {
       this.#fail(res, 'call', new CaphostError(ErrorCode.INVALID_ARGUMENT, 'the plain JSON route is turned off (server.callRoute: false); use /v2/models/{name}/infer'), 404);
       return;
@@ -236,51 +243,46 @@ export class InferenceServer {
       this.#fail(res, 'call', this.#notServing());
       return;
     }
-    readBody(req, this.#options.maxBodyBytes, (error, body) => {
-      if (error !== null) {
-        this.#fail(res, 'call', error);
-        return;
-      }
-      let input: unknown;
-      let types;
+    const body = req.body;
+    let input: unknown;
+    let types;
+    try {
+      types = controller.messageTypes(capability);
       try {
-        types = controller.messageTypes(capability);
-        try {
-          input = JSON.parse(body.toString('utf8'));
-        } catch (err) {
-          throw new CaphostError(ErrorCode.INVALID_ARGUMENT, `the body is not valid JSON: ${(err as Error).message}`);
-        }
-        if (input !== null && typeof input === 'object' && !Array.isArray(input) && hasDeviceTensors(types.input)) tensorsFromJson(types.input, input as Record<string, unknown>);
+        input = JSON.parse(body.toString('utf8'));
       } catch (err) {
-        this.#fail(res, 'call', asCaphostError(err));
-        return;
+        throw new CaphostError(ErrorCode.INVALID_ARGUMENT, `the body is not valid JSON: ${(err as Error).message}`);
       }
-      const deadline = req.headers['caphost-deadline-ms'];
-      const deadlineMs = deadline === undefined ? this.#options.defaultDeadlineMs : Number(deadline);
-      const outputType = types.output;
-      const tensors = hasDeviceTensors(outputType);
-      this.#call(res, 'call', capability, input as object, deadlineMs, undefined, tensors, (output) => {
-        let tensorFields: Record<string, unknown> | undefined;
-        if (tensors) {
-          // Tensor values are host tensors here, not protobuf messages: they get their own JSON form.
-          tensorFields = {};
-          for (const f of outputType.fieldsArray) {
-            if (f.resolvedType?.fullName !== '.caphost.Tensor' || output[f.name] === undefined) continue;
-            tensorFields[f.name] = output[f.name];
-            output = { ...output, [f.name]: undefined };
-          }
-          tensorsToJson(tensorFields);
+      if (input !== null && typeof input === 'object' && !Array.isArray(input) && hasDeviceTensors(types.input)) tensorsFromJson(types.input, input as Record<string, unknown>);
+    } catch (err) {
+      this.#fail(res, 'call', asCaphostError(err));
+      return;
+    }
+    const deadline = req.headers['caphost-deadline-ms'];
+    const deadlineMs = deadline === undefined ? this.#options.defaultDeadlineMs : Number(deadline);
+    const outputType = types.output;
+    const tensors = hasDeviceTensors(outputType);
+    this.#call(res, 'call', capability, input as object, deadlineMs, undefined, tensors, (output) => {
+      let tensorFields: Record<string, unknown> | undefined;
+      if (tensors) {
+        // Tensor values are host tensors here, not protobuf messages: they get their own JSON form.
+        tensorFields = {};
+        for (const f of outputType.fieldsArray) {
+          if (f.resolvedType?.fullName !== '.caphost.Tensor' || output[f.name] === undefined) continue;
+          tensorFields[f.name] = output[f.name];
+          output = { ...output, [f.name]: undefined };
         }
-        // Proto3's JSON shape for bytes (base64); every field present, so clients need no defaults.
-        const json = outputType.toObject(output as unknown as protobuf.Message, { bytes: String, longs: Number, defaults: true, arrays: true });
-        this.#send(res, 'call', 200, JSON_TYPE, JSON.stringify(tensorFields === undefined ? json : { ...json, ...tensorFields }));
-      });
+        tensorsToJson(tensorFields);
+      }
+      // Proto3's JSON shape for bytes (base64); every field present, so clients need no defaults.
+      const json = outputType.toObject(output as unknown as protobuf.Message, { bytes: String, longs: Number, defaults: true, arrays: true });
+      this.#send(res, 'call', 200, JSON_TYPE, JSON.stringify(tensorFields === undefined ? json : { ...json, ...tensorFields }));
     });
   }
 
   /** Calls the capability; a client that disconnects first cancels the call. */
   #call(
-    res: ServerResponse,
+    res: Http1Response,
     route: string,
     capability: string,
     input: object,
@@ -317,7 +319,7 @@ export class InferenceServer {
     );
   }
 
-  #reply(res: ServerResponse, route: string, output: Record<string, unknown>, reply: (output: Record<string, unknown>) => void): void {
+  #reply(res: Http1Response, route: string, output: Record<string, unknown>, reply: (output: Record<string, unknown>) => void): void {
     this.#inFlight--;
     if (res.destroyed) return;
     try {
@@ -327,37 +329,33 @@ export class InferenceServer {
     }
   }
 
-  #method(req: IncomingMessage, res: ServerResponse, method: 'GET' | 'POST', route: string): boolean {
+  #method(req: Http1Request, res: Http1Response, method: 'GET' | 'POST', route: string): boolean {
     if (req.method === method || (method === 'GET' && req.method === 'HEAD')) return true;
-    res.setHeader('Allow', method);
-    this.#fail(res, route, new CaphostError(ErrorCode.INVALID_ARGUMENT, `${req.url} takes ${method}, not ${req.method}`), 405);
+    this.#fail(res, route, new CaphostError(ErrorCode.INVALID_ARGUMENT, `${req.url} takes ${method}, not ${req.method}`), 405, ['Allow', method]);
     return false;
   }
 
-  #sendMetrics(res: ServerResponse): void {
+  #sendMetrics(res: Http1Response): void {
     this.#metrics.text().then(
       (text) => this.#send(res, 'metrics', 200, this.#metrics.contentType, text),
       (err: unknown) => this.#fail(res, 'metrics', asCaphostError(err)),
     );
   }
 
-  #fail(res: ServerResponse, route: string, error: CaphostError, status = statusOf(error.code)): void {
+  #fail(res: Http1Response, route: string, error: CaphostError, status = statusOf(error.code), extraHeaders?: string[]): void {
     if (res.headersSent) {
       res.destroy();
       return;
     }
-    // A body we did not read, or a server going away, ends the connection after this answer.
-    const close = error.code === ErrorCode.PAYLOAD_TOO_LARGE || this.#state === 'draining';
-    this.#send(res, route, status, JSON_TYPE, errorBody(error), undefined, close);
+    this.#send(res, route, status, JSON_TYPE, errorBody(error), undefined, this.#state === 'draining', extraHeaders);
   }
 
-  #send(res: ServerResponse, route: string, status: number, type: string, body: string | Buffer, inferenceHeaderLength?: number, close = this.#state === 'draining'): void {
-    const length = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
-    const headers = ['Content-Type', type, 'Content-Length', String(length)];
+  /** Content-Length and Connection are the HTTP layer's; a server going away closes every connection it answers. */
+  #send(res: Http1Response, route: string, status: number, type: string, body: string | Buffer, inferenceHeaderLength?: number, close = this.#state === 'draining', extraHeaders?: string[]): void {
+    const headers = ['Content-Type', type];
     if (inferenceHeaderLength !== undefined) headers.push('Inference-Header-Content-Length', String(inferenceHeaderLength));
-    if (close) headers.push('Connection', 'close');
-    res.writeHead(status, headers);
-    res.end(body);
+    if (extraHeaders !== undefined) headers.push(...extraHeaders);
+    res.send(status, headers, body, close);
     this.#metrics.answered(route, status);
   }
 }
@@ -369,8 +367,7 @@ export class InferenceServer {
  */
 const disconnects = new WeakMap<Socket, AbortSignal>();
 
-function disconnectSignal(socket: Socket | null): AbortSignal | undefined {
-  if (socket === null) return undefined;
+function disconnectSignal(socket: Socket): AbortSignal {
   let signal = disconnects.get(socket);
   if (signal === undefined) {
     const abort = new AbortController();
