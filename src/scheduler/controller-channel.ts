@@ -45,7 +45,7 @@ export class ControllerChannel {
   /** Spin after a lone request that had to wake the worker: covers its wake-up (~20-60 µs on a VM). */
   private readonly coldSpin = new SpinBudget(1, 150);
   /** Spin before parking while calls are in flight. */
-  private readonly flowSpin = new SpinBudget(1, Number(process.env.CAPHOST_FLOW ?? 20));
+  private readonly flowSpin = new SpinBudget(1, 20);
   /** The budget whose spin gave up last, to learn from the gap that followed. */
   private parkedBudget = this.flowSpin;
   private armed = false;
