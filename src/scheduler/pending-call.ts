@@ -26,7 +26,8 @@ export class PendingCall {
   position = 0;
   /** Index in its queue's heap while QUEUED (-1 otherwise). */
   heapIndex = -1;
-  onAbort: (() => void) | undefined;
+  /** Stops watching its signal; set by the scheduler when it watches one. */
+  unwatch: ((call: PendingCall) => void) | undefined;
   /** When it entered a batched queue (performance.now() ms); batching waits are measured from it. */
   queuedAt = 0;
   /** Placed as a member of a batch: its completion counts down its replica's batch. */
@@ -86,9 +87,9 @@ export class PendingCall {
   private finish(): void {
     this.state = CallState.SETTLED;
     if (this.onSettle !== undefined) this.onSettle(this);
-    if (this.onAbort !== undefined) {
-      this.signal!.removeEventListener('abort', this.onAbort);
-      this.onAbort = undefined;
+    if (this.unwatch !== undefined) {
+      this.unwatch(this);
+      this.unwatch = undefined;
     }
   }
 }

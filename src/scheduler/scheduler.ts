@@ -1,3 +1,4 @@
+import { SignalWatch } from './signal-watch.js';
 import { CaphostError, ErrorCode, isErrorCode } from '../errors.js';
 import type { CapabilityRoute, RouteGroup } from '../router/capability-registry.js';
 import { pickRoute } from '../router/route-table.js';
@@ -53,6 +54,7 @@ export class Scheduler {
   /** Queues of batched capability requests; their calls leave them as batches (see dispatchBatches). */
   private readonly batchQueues = new Map<RouteGroup, BatchQueue>();
   private readonly deadlines = new DeadlineTimer((call) => this.abort(call, CancelReason.DEADLINE));
+  private readonly signals = new SignalWatch((call) => this.abort(call, CancelReason.CANCELLED));
   private readonly counters = new Map<string, CapabilityCounters>();
   private queued = 0;
   private batchQueued = 0;
@@ -89,8 +91,8 @@ export class Scheduler {
     if (this.observer !== null) call.submittedAt = performance.now();
     if (call.deadline > 0) this.deadlines.add(call);
     if (call.signal !== undefined) {
-      call.onAbort = () => this.abort(call, CancelReason.CANCELLED);
-      call.signal.addEventListener('abort', call.onAbort, { once: true });
+      this.signals.watch(call);
+      call.unwatch = this.signals.unwatch;
     }
     if (call.group.batched) {
       this.enqueue(call);

@@ -12,8 +12,8 @@ export interface ParsedRequest {
   readonly url: string;
   /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
   readonly minor: number;
-  /** Lower-case names; repeated headers joined with ", ". */
-  readonly headers: Record<string, string>;
+  /** Lower-case names; repeated headers joined with ", ". A Map: header names are the client's. */
+  readonly headers: ReadonlyMap<string, string>;
   /** Whether the connection stays open after the answer, as the client asked. */
   readonly keepAlive: boolean;
   readonly body: Buffer;
@@ -37,13 +37,15 @@ const EMPTY = Buffer.alloc(0);
 const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) HTTP\/1\.([01])$/;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const DIGITS = /^\d+$/;
+const CLOSE = /(?:^|,)\s*close\s*(?:,|$)/i;
+const KEEP_ALIVE = /(?:^|,)\s*keep-alive\s*(?:,|$)/i;
 const CHUNK_SIZE = /^([0-9A-Fa-f]{1,8})[ \t]*(?:;.*)?$/;
 
 interface Pending {
   method: string;
   url: string;
   minor: number;
-  headers: Record<string, string>;
+  headers: Map<string, string>;
   keepAlive: boolean;
   /** Content-Length, or -1 for chunked. */
   length: number;
@@ -130,7 +132,7 @@ export class Http1Parser {
     this.#buf = buf.subarray(end + 4);
     const line = REQUEST_LINE.exec(lines[0]!);
     if (line === null) return { kind: 'error', status: 400, message: `not an HTTP/1.x request line: ${JSON.stringify(lines[0]!.slice(0, 100))}` };
-    const headers: Record<string, string> = Object.create(null) as Record<string, string>;
+    const headers = new Map<string, string>();
     for (let i = 1; i < lines.length; i++) {
       const h = lines[i]!;
       const colon = h.indexOf(':');
@@ -138,15 +140,15 @@ export class Http1Parser {
       if (!TOKEN.test(name)) return { kind: 'error', status: 400, message: `malformed header line: ${JSON.stringify(h.slice(0, 100))}` };
       const key = name.toLowerCase();
       const value = h.slice(colon + 1).trim();
-      const seen = headers[key];
-      headers[key] = seen === undefined ? value : `${seen}, ${value}`;
+      const seen = headers.get(key);
+      headers.set(key, seen === undefined ? value : `${seen}, ${value}`);
     }
     const minor = line[3] === '1' ? 1 : 0;
-    const connection = headers['connection']?.toLowerCase();
-    const keepAlive = minor === 1 ? !/(?:^|,)\s*close\s*(?:,|$)/.test(connection ?? '') : /(?:^|,)\s*keep-alive\s*(?:,|$)/.test(connection ?? '');
+    const connection = headers.get('connection');
+    const keepAlive = connection === undefined ? minor === 1 : minor === 1 ? !CLOSE.test(connection) : KEEP_ALIVE.test(connection);
     let length = 0;
-    const te = headers['transfer-encoding'];
-    const cl = headers['content-length'];
+    const te = headers.get('transfer-encoding');
+    const cl = headers.get('content-length');
     if (te !== undefined) {
       // Both framings at once is how requests get smuggled past proxies: refuse (RFC 9112 §6.3).
       if (cl !== undefined) return { kind: 'error', status: 400, message: 'the request has both Transfer-Encoding and Content-Length' };
@@ -154,13 +156,16 @@ export class Http1Parser {
       length = -1;
     } else if (cl !== undefined) {
       // Repeated Content-Length headers with one value are allowed; different values are not.
-      const values = new Set(cl.split(',').map((v) => v.trim()));
-      const only = values.size === 1 ? [...values][0]! : '';
+      let only = cl;
+      if (cl.includes(',')) {
+        const values = new Set(cl.split(',').map((v) => v.trim()));
+        only = values.size === 1 ? [...values][0]! : '';
+      }
       if (!DIGITS.test(only)) return { kind: 'error', status: 400, message: `Content-Length ${JSON.stringify(cl)} is not one whole number` };
       length = Number(only);
       if (length > this.limits.maxBodyBytes) return { kind: 'error', status: 413, message: '', tooLarge: length };
     }
-    const expect = headers['expect'];
+    const expect = headers.get('expect');
     if (expect !== undefined && expect.toLowerCase() !== '100-continue') return { kind: 'error', status: 417, message: `Expect ${JSON.stringify(expect)} is not supported` };
     return {
       kind: 'head',

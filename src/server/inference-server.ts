@@ -219,7 +219,7 @@ export class InferenceServer {
   #infer(req: Http1Request, res: Http1Response, model: Model): void {
     let plan;
     try {
-      plan = parseInferRequest(model, req.body, req.headers['inference-header-content-length'], this.#options.defaultDeadlineMs);
+      plan = parseInferRequest(model, req.body, req.headers.get('inference-header-content-length'), this.#options.defaultDeadlineMs);
     } catch (err) {
       this.#fail(res, 'infer', asCaphostError(err));
       return;
@@ -258,7 +258,7 @@ export class InferenceServer {
       this.#fail(res, 'call', asCaphostError(err));
       return;
     }
-    const deadline = req.headers['caphost-deadline-ms'];
+    const deadline = req.headers.get('caphost-deadline-ms');
     const deadlineMs = deadline === undefined ? this.#options.defaultDeadlineMs : Number(deadline);
     const outputType = types.output;
     const tensors = hasDeviceTensors(outputType);
