@@ -32,8 +32,10 @@ const TARGETS: Target[] = [
   { metric: 'throughput', subject: 'caphost', op: '>=', threshold: 0.8, against: 'node-http-echo' },
 ];
 
+// More, shorter rounds than one long run per side: each round's ratio sees the machine as it was
+// then, and the median over six shrugs off one bad spell (three rounds of 2 s swung 1.2-2.1x).
 const DURATIONS = {
-  full: { rounds: 3, latencyMs: 2000, warmupMs: 300, tputMs: 2000, tputWarmupMs: 300 },
+  full: { rounds: 6, latencyMs: 1000, warmupMs: 300, tputMs: 1000, tputWarmupMs: 300 },
   quick: { rounds: 1, latencyMs: 250, warmupMs: 50, tputMs: 300, tputWarmupMs: 100 },
 };
 

@@ -31,9 +31,17 @@ const TARGETS: Target[] = [
   { metric: 'throughput.128', subject: 'caphost', op: '>=', threshold: 0.8, against: 'nats-raw' },
 ];
 
+// Latency rounds alternate the two sides (raw first in even rounds), so that a busy spell on a
+// shared machine lands on both; a figure is the median of its rounds' p50s. Measured one side
+// after the other (3 s each), the ratio moved with whatever the machine did meanwhile.
 const DURATIONS = {
-  full: { latencyMs: 3000, warmupMs: 500, tputMs: 1500, tputWarmupMs: 300 },
-  quick: { latencyMs: 300, warmupMs: 100, tputMs: 300, tputWarmupMs: 100 },
+  full: { rounds: 6, latencyMs: 600, warmupMs: 150, tputMs: 1500, tputWarmupMs: 300 },
+  quick: { rounds: 1, latencyMs: 300, warmupMs: 100, tputMs: 300, tputWarmupMs: 100 },
+};
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
 interface Side {
@@ -91,13 +99,26 @@ export async function runMesh(ctx: RunContext): Promise<SuiteResult> {
     ];
     assertEcho('nats-raw', payload, (await natsConnection.request('bench.raw.echo', payload, { timeout: 10_000 })).data);
     assertEcho('caphost', payload, ((await mesh.call('echo.bytes@1', { data: payload })) as { data: Uint8Array }).data);
-    for (const side of sides) {
-      await settleWithin(side.call64(), VERIFY_TIMEOUT_MS, `${side.subject}: first call did not settle`);
-      ctx.log(`mesh: ${side.subject}: sequential latency, calls keep coming`);
-      const busy = await busyLatency(side.call64, { timeMs: d.latencyMs, warmupMs: d.warmupMs });
-      add('seq64.busy.p50', side.subject, busy.p50, { samples: busy.samples });
-      add('seq64.busy.p99', side.subject, busy.p99, { samples: busy.samples });
+    for (const side of sides) await settleWithin(side.call64(), VERIFY_TIMEOUT_MS, `${side.subject}: first call did not settle`);
+    const rounds = new Map(sides.map((s) => [s.subject, { p50: [] as number[], p99: [] as number[], samples: 0 }]));
+    for (let round = 0; round < d.rounds; round++) {
+      ctx.log(`mesh: round ${round + 1}/${d.rounds}: sequential latency, calls keep coming`);
+      for (const side of round % 2 === 0 ? sides : [...sides].reverse()) {
+        const busy = await busyLatency(side.call64, { timeMs: d.latencyMs, warmupMs: d.warmupMs });
+        const got = rounds.get(side.subject)!;
+        got.p50.push(busy.p50);
+        got.p99.push(busy.p99);
+        got.samples += busy.samples;
+      }
     }
+    for (const [subject, got] of rounds) {
+      const detail = { rounds: got.p50.map((x) => Math.round(x)), samples: got.samples };
+      add('seq64.busy.p50', subject, median(got.p50), detail);
+      add('seq64.busy.p99', subject, median(got.p99), { rounds: got.p99.map((x) => Math.round(x)) });
+    }
+    const c = rounds.get('caphost')!.p50;
+    const r = rounds.get('nats-raw')!.p50;
+    suite.notes.push(`caphost / nats-raw p50 per round: [${c.map((x, i) => (x / r[i]!).toFixed(2)).join(', ')}]`);
     for (const side of sides) {
       ctx.log(`mesh: ${side.subject}: throughput with calls in flight`);
       await measureThroughput(side.call64, { inFlight: 128, durationMs: d.tputWarmupMs });
@@ -111,6 +132,7 @@ export async function runMesh(ctx: RunContext): Promise<SuiteResult> {
       `caller sent ${JSON.stringify(stats.sent)} remote calls, retried ${stats.retried}`,
       'caphost: Controller.call → protobuf envelope → NATS request on the serving node\'s subject → its scheduler → thread worker ring → reply; nats-raw: nc.request with the same 64 B payload to a responder that echoes it, in the serving process',
       'one nats-server on loopback with TLS and verified client certificates (both sides), three processes: bench (caller), serving node, nats-server',
+      `latency: ${d.rounds} rounds of ${d.latencyMs} ms per side, alternating which side goes first; p50 and p99 are medians over rounds`,
       `durations: ${ctx.quick ? 'quick (smoke run, not figures to quote)' : 'full'}`,
       'speedup > 1 means caphost is better than the baseline (lower latency or higher throughput)',
     );
