@@ -7,7 +7,6 @@
         "native/core/shared_memory.cc",
         "native/core/fd_passing.cc",
         "native/core/futex.cc",
-        "native/core/current_cpu.cc",
         "native/core/sandbox.cc",
         "native/core/landlock.cc",
         "native/core/thread_broadcast.cc"

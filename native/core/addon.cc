@@ -2,7 +2,6 @@
 #include <dlfcn.h>
 #include <napi.h>
 
-#include "current_cpu.h"
 #include "fd_passing.h"
 #include "futex.h"
 #include "sandbox.h"
@@ -47,7 +46,6 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   caphost::RegisterSharedMemory(env, exports);
   caphost::RegisterFdPassing(env, exports);
   caphost::RegisterFutex(env, exports);
-  caphost::RegisterCurrentCpu(env, exports);
   caphost::RegisterSeccomp(env, exports);
   caphost::RegisterLandlock(env, exports);
   exports.Set("cpuFeatures", Napi::Function::New(env, CpuFeatures));

@@ -23,7 +23,6 @@ export const futexWake: Wake = {
   notify(words, index) {
     binding().futexWake(words, index * 4);
   },
-  cpu: () => binding().currentCpu(),
 };
 
 /**
@@ -42,6 +41,5 @@ export function watchedWake(inner: Wake, checkMs: number, check: () => void): Wa
     },
     waitAsync: (words, index, expected, timeoutMs?: number) => inner.waitAsync(words, index, expected, timeoutMs),
     notify: (words, index) => inner.notify(words, index),
-    cpu: () => inner.cpu(),
   };
 }

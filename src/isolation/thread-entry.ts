@@ -11,7 +11,6 @@ import { WorkerDeviceAccess } from '../worker/worker-device.js';
 import { CaphostError, ErrorCode } from '../errors.js';
 import type { SetupContext } from '../worker/define-worker.js';
 import { type WorkerBootData, type WorkerToController, advertise } from './control-messages.js';
-import { threadWake } from './thread-wake.js';
 
 const port = parentPort!;
 const boot = workerData as WorkerBootData;
@@ -56,7 +55,7 @@ async function main(): Promise<void> {
       post({ type: 'stopped' });
       port.close();
     })();
-  }, threadWake);
+  });
   loop.resources = resources;
   loop.start();
 }

@@ -2,7 +2,7 @@ import { Worker, type ResourceLimits } from 'node:worker_threads';
 import { CaphostError, ErrorCode, isErrorCode } from '../errors.js';
 import type { AdvertisedCapability, WorkerBootData, WorkerToController } from './control-messages.js';
 import type { ChannelMemory, ExecutionStrategy, WorkerInstance, WorkerLaunch } from './execution-strategy.js';
-import { threadWake } from './thread-wake.js';
+import { atomicsWake } from '../scheduler/wake.js';
 
 const entry = new URL('./thread-entry.js', import.meta.url);
 
@@ -24,7 +24,7 @@ export class ThreadStrategy implements ExecutionStrategy {
   constructor(private readonly resourceLimits: ResourceLimits | undefined) {}
 
   allocateChannel(byteLength: number): ChannelMemory {
-    return { buffer: new SharedArrayBuffer(byteLength), wake: threadWake, close() {} };
+    return { buffer: new SharedArrayBuffer(byteLength), wake: atomicsWake, close() {} };
   }
 
   async start(launch: WorkerLaunch): Promise<WorkerInstance> {

@@ -96,8 +96,6 @@ export interface CoreBinding {
   futexWait(target: FutexTarget, byteOffset: number, expected: number, timeoutMs?: number): FutexWaitResult;
   /** Wakes up to count waiters in any process (default all); returns how many woke. */
   futexWake(target: FutexTarget, byteOffset: number, count?: number): number;
-  /** The CPU this thread runs on now; -1 where the OS cannot say cheaply (macOS). */
-  currentCpu(): number;
   /**
    * futexWait on a dedicated thread. The pending promise keeps the event loop alive, so
    * wake it (or use a finite timeout) before shutting down.
@@ -176,8 +174,6 @@ function wrap(raw: CoreBinding): CoreBinding {
     clearCloexec: sync(raw.clearCloexec),
     futexWait: sync(raw.futexWait),
     futexWake: sync(raw.futexWake),
-    // Called on every hand-off and cannot throw: no wrapper.
-    currentCpu: raw.currentCpu,
     futexWaitAsync: (target: FutexTarget, byteOffset: number, expected: number, timeoutMs?: number) => {
       try {
         return raw.futexWaitAsync(target, byteOffset, expected, timeoutMs).catch((err: unknown) => {

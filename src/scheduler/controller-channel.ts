@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { CANCEL_ENTRY_BYTES, type ChannelLayout, Word } from './ring-layout.js';
 import { type ArenaRef, COMPLETIONS, REQUESTS, SlotRing, type SlotMessage, newSlotMessage } from './slot-ring.js';
 import type { Payload } from './payload.js';
@@ -55,6 +56,8 @@ export class ControllerChannel {
   private wokeWorker = false;
   private burst = 0;
   private closed = false;
+  /** The process may run on one CPU only: a spin can never see the worker's answer. */
+  private readonly singleCpu = availableParallelism() === 1;
   /** Wake-ups the worker sent that never arrived (caught by PARK_CHECK_MS). */
   missedWakeups = 0;
   /** Calls placed in this channel and not yet completed; kept by the owner through place/complete. */
@@ -203,7 +206,7 @@ export class ControllerChannel {
     if (n === 0) {
       const budget = this.inFlight > 1 ? this.flowSpin : this.wokeWorker ? this.coldSpin : this.soloSpin;
       this.wokeWorker = false;
-      if (this.sharesCpuWithWorker() ? this.sleepUntilCompletion(budget.us) : spinUntil(this.hasCompletion, budget.us)) n = this.drain();
+      if (this.singleCpu ? this.sleepUntilCompletion(budget.us) : spinUntil(this.hasCompletion, budget.us)) n = this.drain();
       else if (this.parkedSince === 0) {
         this.parkedSince = performance.now() - budget.us / 1000;
         this.parkedBudget = budget;
@@ -223,26 +226,11 @@ export class ControllerChannel {
   };
 
   /**
-   * Publishes this thread's CPU and says whether the worker last ran on the same one. Then a spin
-   * would hold the CPU the worker needs to answer: on a one-CPU container, or when the scheduler
-   * has packed both threads onto one CPU, every call used to wait out the whole spin budget.
-   */
-  private sharesCpuWithWorker(): boolean {
-    const cpu = this.wake.cpu();
-    if (cpu < 0) return false;
-    if (this.lastCpu !== cpu) {
-      this.lastCpu = cpu;
-      Atomics.store(this.i32, Word.CONTROLLER_CPU, cpu + 1);
-    }
-    return Atomics.load(this.i32, Word.WORKER_CPU) === cpu + 1;
-  }
-
-  private lastCpu = -1;
-
-  /**
-   * The spin's stand-in when the worker shares this CPU: a wait on the completion tail, bounded
-   * by the same budget, so the event loop is held no longer than a spin would hold it, but the
-   * worker gets the CPU. The worker notifies because the parked flag is up, as for park().
+   * The spin's stand-in where the process may use one CPU only (a one-CPU container, taskset):
+   * there a spin holds the very CPU the worker needs to answer, and every call used to wait out
+   * the whole budget. A wait on the completion tail, bounded by the same budget, holds the event
+   * loop no longer than the spin would, but lets the worker run. The worker notifies because the
+   * parked flag is up, as for park().
    */
   private sleepUntilCompletion(us: number): boolean {
     if (this.completions.hasMessage()) return true;

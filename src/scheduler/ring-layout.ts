@@ -15,14 +15,10 @@ export const Word = {
   REQ_HEAD: 1 * 16,
   /** 1 while the worker is parked (or about to park) in a wait on REQ_TAIL. */
   WORKER_PARKED: 1 * 16 + 1,
-  /** 1 + the CPU the worker last ran on (0: unknown); see Wake.cpu. */
-  WORKER_CPU: 1 * 16 + 2,
   CMP_TAIL: 2 * 16,
   CMP_HEAD: 3 * 16,
   /** 1 while the controller has an Atomics.waitAsync pending on CMP_TAIL. */
   CONTROLLER_PARKED: 3 * 16 + 1,
-  /** 1 + the CPU the controller last ran on (0: unknown). */
-  CONTROLLER_CPU: 3 * 16 + 2,
   CANCEL_TAIL: 4 * 16,
   CANCEL_HEAD: 5 * 16,
   REQ_OVF_WRITE: 6 * 16,

@@ -10,11 +10,6 @@ export interface Wake {
   waitAsync(words: Int32Array, index: number, expected: number, timeoutMs?: number): Promise<unknown> | null;
   /** Wakes every waiter on `words[index]`. */
   notify(words: Int32Array, index: number): void;
-  /**
-   * The CPU the calling thread runs on now, or -1 when unknown. Each side of a channel publishes
-   * it, so that neither spins while its peer waits for the same CPU (see controller-channel.ts).
-   */
-  cpu(): number;
 }
 
 export const atomicsWake: Wake = {
@@ -28,6 +23,4 @@ export const atomicsWake: Wake = {
   notify(words, index) {
     Atomics.notify(words, index);
   },
-  // Asking needs the native addon, which this layer does not load: isolation's threadWake does.
-  cpu: () => -1,
 };

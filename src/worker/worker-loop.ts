@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { WorkerDeviceAccess, type WorkerResources } from './worker-device.js';
 import { CaphostError, ErrorCode, isErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -131,7 +132,8 @@ export class WorkerLoop {
           return;
         }
       }
-      if (this.running.size === 0 && !this.sharesCpuWithController() && spinUntil(this.hasWork, this.spin.us)) continue;
+      // Where the process may use one CPU only, a spin would keep the controller from placing the call it waits for.
+      if (this.running.size === 0 && !this.singleCpu && spinUntil(this.hasWork, this.spin.us)) continue;
       const idleSince = performance.now() - this.spin.us / 1000;
       const seen = this.requests.consumed | 0;
       Atomics.store(this.i32, Word.WORKER_PARKED, 1);
@@ -152,31 +154,11 @@ export class WorkerLoop {
       }
       this.wake.wait(this.i32, Word.REQ_TAIL, seen);
       Atomics.store(this.i32, Word.WORKER_PARKED, 0);
-      // Woken, perhaps elsewhere: the controller's next spin decision needs the CPU this runs on now.
-      this.publishCpu();
       this.spin.observe((performance.now() - idleSince) * 1000);
     }
   }
 
-  private lastCpu = -1;
-
-  private publishCpu(): number {
-    const cpu = this.wake.cpu();
-    if (cpu >= 0 && cpu !== this.lastCpu) {
-      this.lastCpu = cpu;
-      Atomics.store(this.i32, Word.WORKER_CPU, cpu + 1);
-    }
-    return cpu;
-  }
-
-  /**
-   * Publishes this thread's CPU and says whether the controller last ran on the same one: then a
-   * spin would keep the controller from placing the very call it waits for, so the loop parks.
-   */
-  private sharesCpuWithController(): boolean {
-    const cpu = this.publishCpu();
-    return cpu >= 0 && Atomics.load(this.i32, Word.CONTROLLER_CPU) === cpu + 1;
-  }
+  private readonly singleCpu = availableParallelism() === 1;
 
   private stop(): void {
     if (this.stopped) return;
