@@ -24,6 +24,11 @@ export function percentile(sorted: Float64Array, q: number): number {
   return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
 }
 
+/** The median of a few figures (rounds, runs): percentile 0.5 of them. */
+export function median(xs: readonly number[]): number {
+  return percentile(Float64Array.from(xs).sort(), 0.5);
+}
+
 export function summarize(samplesUs: Float64Array): Summary {
   const sorted = Float64Array.from(samplesUs).sort();
   let sum = 0;

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { busyLatency, measureThroughput, settleWithin, VERIFY_TIMEOUT_MS } from '../measure.js';
 import { addFigure, newSuite, SuiteFailure, type Metric, type RunContext, type SuiteResult, type Target } from '../suite.js';
 import { postBytes, RawConnection, type RawResponse } from './raw-client.js';
+import { median } from '../stats.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 const CONFIG = fileURLToPath(new URL('../fixtures/http.config.js', import.meta.url));
@@ -121,11 +122,6 @@ function processCpuUs(pid: number): number | null {
     return null;
   }
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 export async function runHttp(ctx: RunContext): Promise<SuiteResult> {
   const d = ctx.quick ? DURATIONS.quick : DURATIONS.full;

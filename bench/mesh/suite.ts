@@ -16,6 +16,7 @@ import { NatsServer, natsServerOrReason } from '../../test/mesh/nats-server.js';
 import { VERIFY_TIMEOUT_MS, bestThroughput, busyLatency, measureThroughput, settleWithin } from '../measure.js';
 import { addFigure, newSuite, SuiteFailure, type Metric, type RunContext, type SuiteResult, type Target } from '../suite.js';
 import { assertEcho, makePayload } from '../core/contender.js';
+import { median } from '../stats.js';
 import { writeFile } from 'node:fs/promises';
 
 const METRICS: Metric[] = [
@@ -37,11 +38,6 @@ const TARGETS: Target[] = [
 const DURATIONS = {
   full: { rounds: 6, latencyMs: 600, warmupMs: 150, tputMs: 1500, tputWarmupMs: 300 },
   quick: { rounds: 1, latencyMs: 300, warmupMs: 100, tputMs: 300, tputWarmupMs: 100 },
-};
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
 interface Side {

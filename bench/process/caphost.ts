@@ -10,6 +10,7 @@ import { Controller } from '../../src/index.js';
 import type { Logger } from '../../src/logger.js';
 import { assertEcho, makePayload, type Contender } from './contender.js';
 import { childrenCpuSeconds } from './child-cpu.js';
+import { median } from '../stats.js';
 
 const CAPABILITY = 'echo.bytes@1';
 const ECHO_WORKER = new URL('../fixtures/echo-worker.js', import.meta.url);
@@ -62,12 +63,6 @@ export interface StartTimes {
   threadAll: number[];
   sandboxAll: number[];
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
 
 /**
  * Controller.start with one worker until it resolves (the worker is ready:

@@ -6,6 +6,8 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 
+#include "exp_poly.h"
+
 #include <cmath>
 
 #define CAPHOST_AVX2 __attribute__((target("avx2,fma")))
@@ -30,18 +32,18 @@ CAPHOST_AVX2 inline float hmax(__m256 v) {
 // exp(x), Cephes-style: range reduction by ln 2 and a degree-5 polynomial; relative error
 // ~1e-7 over [-87, 88]; inputs are clamped there (below gives ~0, above ~3.4e38).
 CAPHOST_AVX2 inline __m256 exp8(__m256 x) {
-  x = _mm256_min_ps(x, _mm256_set1_ps(88.3762626647949f));
-  x = _mm256_max_ps(x, _mm256_set1_ps(-87.3365447504f));
-  __m256 fx = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f));
+  x = _mm256_min_ps(x, _mm256_set1_ps(exp_poly::kMax));
+  x = _mm256_max_ps(x, _mm256_set1_ps(exp_poly::kMin));
+  __m256 fx = _mm256_fmadd_ps(x, _mm256_set1_ps(exp_poly::kLog2e), _mm256_set1_ps(0.5f));
   fx = _mm256_floor_ps(fx);
-  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
-  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
-  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
+  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(exp_poly::kLn2Hi), x);
+  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(exp_poly::kLn2Lo), x);
+  __m256 y = _mm256_set1_ps(exp_poly::kP0);
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(exp_poly::kP1));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(exp_poly::kP2));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(exp_poly::kP3));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(exp_poly::kP4));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(exp_poly::kP5));
   y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
   const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(fx), _mm256_set1_epi32(127)), 23);
   return _mm256_mul_ps(y, _mm256_castsi256_ps(e));

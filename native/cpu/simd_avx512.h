@@ -7,6 +7,8 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 
+#include "exp_poly.h"
+
 #define CAPHOST_AVX512 __attribute__((target("avx512f")))
 
 namespace caphost::cpu::simd {
@@ -16,19 +18,19 @@ namespace caphost::cpu::simd {
 // above is clamped to exp(88.3).
 CAPHOST_AVX512 inline __m512 exp16(__m512 x) {
   const __mmask16 all = 0xffff;
-  const __m512 lo = _mm512_set1_ps(-87.3365447504f);
+  const __m512 lo = _mm512_set1_ps(exp_poly::kMin);
   const __mmask16 keep = _mm512_cmp_ps_mask(x, lo, _CMP_GE_OQ);
-  x = _mm512_maskz_min_ps(all, _mm512_maskz_max_ps(all, x, lo), _mm512_set1_ps(88.3762626647949f));
-  const __m512 fx = _mm512_maskz_roundscale_ps(all, _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+  x = _mm512_maskz_min_ps(all, _mm512_maskz_max_ps(all, x, lo), _mm512_set1_ps(exp_poly::kMax));
+  const __m512 fx = _mm512_maskz_roundscale_ps(all, _mm512_mul_ps(x, _mm512_set1_ps(exp_poly::kLog2e)),
                                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
-  x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), x);
-  __m512 y = _mm512_set1_ps(1.9875691500e-4f);
-  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507e-3f));
-  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073e-3f));
-  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894e-2f));
-  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459e-1f));
-  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201e-1f));
+  x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(exp_poly::kLn2Hi), x);
+  x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(exp_poly::kLn2Lo), x);
+  __m512 y = _mm512_set1_ps(exp_poly::kP0);
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(exp_poly::kP1));
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(exp_poly::kP2));
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(exp_poly::kP3));
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(exp_poly::kP4));
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(exp_poly::kP5));
   y = _mm512_fmadd_ps(y, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
   return _mm512_maskz_scalef_ps(keep, y, fx);
 }

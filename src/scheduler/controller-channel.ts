@@ -1,9 +1,8 @@
-import { availableParallelism } from 'node:os';
 import { CANCEL_ENTRY_BYTES, type ChannelLayout, Word } from './ring-layout.js';
 import { type ArenaRef, COMPLETIONS, REQUESTS, SlotRing, type SlotMessage, newSlotMessage } from './slot-ring.js';
 import type { Payload } from './payload.js';
 import { type Wake, atomicsWake } from './wake.js';
-import { SpinBudget, spinUntil } from './spin-budget.js';
+import { ONE_CPU, SpinBudget, spinUntil } from './spin-budget.js';
 
 /**
  * Receives each completion as it is read, and must call `channel.release()` once it has decoded
@@ -56,8 +55,6 @@ export class ControllerChannel {
   private wokeWorker = false;
   private burst = 0;
   private closed = false;
-  /** The process may run on one CPU only: a spin can never see the worker's answer. */
-  private readonly singleCpu = availableParallelism() === 1;
   /** Wake-ups the worker sent that never arrived (caught by PARK_CHECK_MS). */
   missedWakeups = 0;
   /** Calls placed in this channel and not yet completed; kept by the owner through place/complete. */
@@ -206,7 +203,7 @@ export class ControllerChannel {
     if (n === 0) {
       const budget = this.inFlight > 1 ? this.flowSpin : this.wokeWorker ? this.coldSpin : this.soloSpin;
       this.wokeWorker = false;
-      if (this.singleCpu ? this.sleepUntilCompletion(budget.us) : spinUntil(this.hasCompletion, budget.us)) n = this.drain();
+      if (ONE_CPU ? this.sleepUntilCompletion(budget.us) : spinUntil(this.hasCompletion, budget.us)) n = this.drain();
       else if (this.parkedSince === 0) {
         this.parkedSince = performance.now() - budget.us / 1000;
         this.parkedBudget = budget;
@@ -226,11 +223,9 @@ export class ControllerChannel {
   };
 
   /**
-   * The spin's stand-in where the process may use one CPU only (a one-CPU container, taskset):
-   * there a spin holds the very CPU the worker needs to answer, and every call used to wait out
-   * the whole budget. A wait on the completion tail, bounded by the same budget, holds the event
-   * loop no longer than the spin would, but lets the worker run. The worker notifies because the
-   * parked flag is up, as for park().
+   * The spin's stand-in where the process has one CPU (ONE_CPU): a wait on the completion tail,
+   * bounded by the same budget, holds the event loop no longer than the spin would, but lets the
+   * worker run. The worker notifies because the parked flag is up, as for park().
    */
   private sleepUntilCompletion(us: number): boolean {
     if (this.completions.hasMessage()) return true;

@@ -1,3 +1,5 @@
+import { availableParallelism } from 'node:os';
+
 /**
  * How long to spin before parking. Spinning buys sub-microsecond hand-offs while calls keep
  * coming; parking costs a futex wake (~20 µs) but no CPU. The budget follows the gaps actually
@@ -26,12 +28,18 @@ export class SpinBudget {
 }
 
 /**
- * Spins until `ready()` is true or `us` microseconds pass. The clock is read every 64 polls so
- * that a poll stays a load and a compare.
+ * The process may run on one CPU only (a one-CPU container, taskset): there a spin holds the very
+ * CPU its peer needs to answer, and every hand-off used to wait out the whole budget.
+ */
+export const ONE_CPU = availableParallelism() === 1;
+
+/**
+ * Spins until `ready()` is true or `us` microseconds pass; never where the process has one CPU
+ * (ONE_CPU). The clock is read every 64 polls so that a poll stays a load and a compare.
  */
 export function spinUntil(ready: () => boolean, us: number): boolean {
   if (ready()) return true;
-  if (us <= 0) return false;
+  if (us <= 0 || ONE_CPU) return false;
   const end = performance.now() + us / 1000;
   for (;;) {
     for (let i = 0; i < 64; i++) if (ready()) return true;

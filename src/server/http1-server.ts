@@ -17,9 +17,8 @@ export interface Http1Options extends ParserLimits {
   readonly keepAliveTimeoutMs: number;
 }
 
-export interface Http1Request extends ParsedRequest {
-  readonly socket: Socket;
-}
+/** Its connection is the response's (Http1Response.socket). */
+export type Http1Request = ParsedRequest;
 
 /**
  * What the server does with a request it refused before any handler saw it (malformed, too
@@ -156,8 +155,7 @@ class Connection {
         this.server.refuse(new Http1Response(this, false, false, 1), event.status, event.message, event.tooLarge);
         return;
       }
-      const request = event.request as Http1Request;
-      (request as { socket: Socket }).socket = this.socket;
+      const request = event.request;
       this.server.handle(request, new Http1Response(this, request.method === 'HEAD', request.keepAlive && !this.server.closing, request.minor));
     }
   }

@@ -1,4 +1,3 @@
-import { availableParallelism } from 'node:os';
 import { WorkerDeviceAccess, type WorkerResources } from './worker-device.js';
 import { CaphostError, ErrorCode, isErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -138,8 +137,7 @@ export class WorkerLoop {
           return;
         }
       }
-      // Where the process may use one CPU only, a spin would keep the controller from placing the call it waits for.
-      if (this.running.size === 0 && !this.singleCpu && spinUntil(this.hasWork, this.spin.us)) continue;
+      if (this.running.size === 0 && spinUntil(this.hasWork, this.spin.us)) continue;
       const idleSince = performance.now() - this.spin.us / 1000;
       const seen = this.requests.consumed | 0;
       Atomics.store(this.i32, Word.WORKER_PARKED, 1);
@@ -163,8 +161,6 @@ export class WorkerLoop {
       this.spin.observe((performance.now() - idleSince) * 1000);
     }
   }
-
-  private readonly singleCpu = availableParallelism() === 1;
 
   private stop(): void {
     if (this.stopped) return;

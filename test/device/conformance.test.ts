@@ -10,15 +10,14 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CommandList } from '../../src/device/command-list.js';
 import { Device } from '../../src/device/device.js';
 import { loadDeviceBinding } from '../../src/device/device-binding.js';
 import { chooseDevice } from '../../src/device/device-selection.js';
 import type { DeviceTensor } from '../../src/device/device-tensor.js';
-import type { DType } from '../../src/device/dtype.js';
 import { mulberry32 } from '../support/prng.js';
 import * as ref from './reference-ops.js';
 import { assertClose as close } from './reference-ops.js';
+import { TensorScope } from './tensor-scope.js';
 
 const binding = loadDeviceBinding();
 const session = binding.newSession();
@@ -52,28 +51,12 @@ const TOL: Record<'f32' | 'f16' | 'bf16', { atol: number; rtol: number }> = {
 for (const target of targets()) {
   describe(`device conformance: ${target.name}`, { skip: target.skip }, () => {
     const dev = target.device!;
-    const live: DeviceTensor[] = [];
-    after(() => {
-      for (const t of live) dev.free(t);
-    });
+    const scope = new TensorScope(dev);
+    after(() => scope.freeAll());
+    const { put, out, run } = scope;
     const rnd = mulberry32(0xc0ffee ^ target.name.length);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
     const values = (n: number, spread = 1): Float32Array => Float32Array.from({ length: n }, () => (rnd() * 2 - 1) * spread);
-    const put = async (data: Float32Array | Int32Array | Uint16Array, shape: number[], dtype?: DType): Promise<DeviceTensor> => {
-      const t = await dev.upload(data, shape, dtype);
-      live.push(t);
-      return t;
-    };
-    const out = (dtype: DType, shape: number[]): DeviceTensor => {
-      const t = dev.alloc(dtype, shape);
-      live.push(t);
-      return t;
-    };
-    const run = async (build: (l: CommandList) => void): Promise<void> => {
-      const l = new CommandList();
-      build(l);
-      await dev.run(l);
-    };
     const get = async (t: DeviceTensor): Promise<number[]> => {
       const raw = await dev.download(t);
       if (t.dtype === 'f16') return Array.from(raw, (h) => ref.fromF16Bits(h));

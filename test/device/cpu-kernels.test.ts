@@ -10,38 +10,23 @@ import { after, before, describe, test } from 'node:test';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CommandList } from '../../src/device/command-list.js';
 import { Device } from '../../src/device/device.js';
 import { loadDeviceBinding } from '../../src/device/device-binding.js';
 import type { DeviceTensor } from '../../src/device/device-tensor.js';
 import { writeSafetensors } from '../../src/device/safetensors-file.js';
 import { mulberry32 } from '../support/prng.js';
 import * as ref from './reference-ops.js';
+import { TensorScope } from './tensor-scope.js';
 
 const binding = loadDeviceBinding();
 const dev = new Device(binding, binding.newSession(), binding.openBackend('cpu'));
-const live: DeviceTensor[] = [];
-after(() => {
-  for (const t of live.splice(0)) dev.free(t);
-});
+const scope = new TensorScope(dev);
+after(() => scope.freeAll());
+const { put, run } = scope;
+const out = (shape: number[]): DeviceTensor => scope.out('f32', shape);
 
 const rnd = mulberry32(0x5eed);
 const values = (n: number, spread = 1): Float32Array => Float32Array.from({ length: n }, () => (rnd() * 2 - 1) * spread);
-const put = async (data: Float32Array | Int32Array, shape: number[]): Promise<DeviceTensor> => {
-  const t = await dev.upload(data, shape);
-  live.push(t);
-  return t;
-};
-const out = (shape: number[]): DeviceTensor => {
-  const t = dev.alloc('f32', shape);
-  live.push(t);
-  return t;
-};
-const run = async (build: (l: CommandList) => void): Promise<void> => {
-  const l = new CommandList();
-  build(l);
-  await dev.run(l);
-};
 
 describe('CPU attention at encoder shapes', () => {
   const cases = [

@@ -99,8 +99,18 @@ test('a large body arriving in many chunks is joined once', () => {
   const body = Buffer.alloc(1 << 20, 7);
   const parts: Buffer[] = [Buffer.from(`POST / HTTP/1.1\r\nContent-Length: ${body.length}\r\n\r\n`)];
   for (let i = 0; i < body.length; i += 1000) parts.push(body.subarray(i, i + 1000));
-  const t = performance.now();
-  const [r] = requests(parse(parts, l));
+  const concat = Buffer.concat;
+  let joins = 0;
+  Buffer.concat = ((list: readonly Uint8Array[], length?: number) => {
+    joins++;
+    return concat(list, length);
+  }) as typeof Buffer.concat;
+  let r;
+  try {
+    [r] = requests(parse(parts, l));
+  } finally {
+    Buffer.concat = concat;
+  }
   assert.ok(r!.body.equals(body));
-  assert.ok(performance.now() - t < 2000, 'joining chunk by chunk would copy the body a thousand times');
+  assert.ok(joins <= 2, `the body was joined ${joins} times; chunk by chunk would copy it a thousand times`);
 });
