@@ -6,7 +6,7 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 
-#include "exp_poly.h"
+#include "approx_constants.h"
 
 #include <cmath>
 
@@ -100,21 +100,21 @@ CAPHOST_AVX2 void geluErf(const float* x, float* out, i64 n) {
   VLOOP(n,
         {
           const __m256 v = _mm256_loadu_ps(x + i);
-          const __m256 z = _mm256_mul_ps(v, _mm256_set1_ps(0.70710678118654752f));
+          const __m256 z = _mm256_mul_ps(v, _mm256_set1_ps(erf_poly::kInvSqrt2));
           const __m256 az = _mm256_andnot_ps(signMask, z);
-          const __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(0.3275911f), az, one));
-          __m256 p = _mm256_set1_ps(1.061405429f);
-          p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.453152027f));
-          p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.421413741f));
-          p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.284496736f));
-          p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.254829592f));
+          const __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(erf_poly::kP), az, one));
+          __m256 p = _mm256_set1_ps(erf_poly::kA5);
+          p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(erf_poly::kA4));
+          p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(erf_poly::kA3));
+          p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(erf_poly::kA2));
+          p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(erf_poly::kA1));
           p = _mm256_mul_ps(p, t);
           const __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(az, az)));
           const __m256 erfAbs = _mm256_fnmadd_ps(p, e, one);
           const __m256 erf = _mm256_or_ps(erfAbs, _mm256_and_ps(signMask, z));
           _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(half, v), _mm256_add_ps(one, erf)));
         },
-        out[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.70710678118654752f)))
+        out[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * erf_poly::kInvSqrt2)))
 }
 CAPHOST_AVX2 void softmaxRow(const float* x, float* out, i64 n) {
   __m256 vmx = _mm256_set1_ps(-INFINITY);

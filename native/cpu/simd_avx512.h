@@ -7,7 +7,7 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 
-#include "exp_poly.h"
+#include "approx_constants.h"
 
 #define CAPHOST_AVX512 __attribute__((target("avx512f")))
 
@@ -58,14 +58,14 @@ CAPHOST_AVX512 inline float hsum16(__m512 v) {
 CAPHOST_AVX512 inline __m512 geluErf16(__m512 v) {
   const __mmask16 all = 0xffff;
   const __m512 one = _mm512_set1_ps(1.0f);
-  const __m512 z = _mm512_mul_ps(v, _mm512_set1_ps(0.70710678118654752f));
+  const __m512 z = _mm512_mul_ps(v, _mm512_set1_ps(erf_poly::kInvSqrt2));
   const __m512 az = _mm512_mask_abs_ps(z, all, z);
-  const __m512 t = _mm512_div_ps(one, _mm512_fmadd_ps(_mm512_set1_ps(0.3275911f), az, one));
-  __m512 p = _mm512_set1_ps(1.061405429f);
-  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.453152027f));
-  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.421413741f));
-  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.284496736f));
-  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.254829592f));
+  const __m512 t = _mm512_div_ps(one, _mm512_fmadd_ps(_mm512_set1_ps(erf_poly::kP), az, one));
+  __m512 p = _mm512_set1_ps(erf_poly::kA5);
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(erf_poly::kA4));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(erf_poly::kA3));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(erf_poly::kA2));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(erf_poly::kA1));
   p = _mm512_mul_ps(p, t);
   const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(az, az)));
   const __m512 erfAbs = _mm512_fnmadd_ps(p, e, one);
