@@ -5,7 +5,8 @@ import { CANCEL_ENTRY_BYTES, CancelReason, type ChannelLayout, Status, Word } fr
 import { COMPLETIONS, REQUESTS, SlotRing, type SlotMessage, newSlotMessage } from '../scheduler/slot-ring.js';
 import type { Payload } from '../scheduler/payload.js';
 import { type Wake, atomicsWake } from '../scheduler/wake.js';
-import { SpinBudget, spinUntil } from '../scheduler/spin-budget.js';
+import { ArrivalSpin } from '../scheduler/arrival-spin.js';
+import { spinUntil } from '../scheduler/spin-budget.js';
 import { BatchCall, BatchMember } from './batch-call.js';
 import { CallContext } from './call-context.js';
 import type { SingleCapabilityDefinition } from './define-worker.js';
@@ -61,9 +62,9 @@ export class WorkerLoop {
    * Up to 500 µs: a caller one network round trip away (a mesh peer over NATS: ~300 µs between
    * calls here) keeps the worker awake, where a park costs the wake-up of an idle CPU (tens of µs
    * on a VM). With 200 µs the mesh bench's remote p50 was 1.31-1.36x raw NATS; with 500, 1.07-1.31x
-   * (four alternating pairs). Gaps past the budget halve it, so an idle worker still parks.
+   * (four alternating pairs). ArrivalSpin spins that long only where the gaps make it pay.
    */
-  private readonly spin = new SpinBudget(2, 500);
+  private readonly spin = new ArrivalSpin(2, 500);
   /** Async calls in progress (and the calls of async batches), by request position. */
   private readonly running = new Map<number, CallContext | BatchMember>();
   /** Cancels that arrived for requests not yet read, by request position. */
@@ -137,7 +138,13 @@ export class WorkerLoop {
           return;
         }
       }
-      if (this.running.size === 0 && spinUntil(this.hasWork, this.spin.us)) continue;
+      if (this.running.size === 0) {
+        const spinSince = performance.now();
+        if (spinUntil(this.hasWork, this.spin.us)) {
+          this.spin.observe((performance.now() - spinSince) * 1000);
+          continue;
+        }
+      }
       const idleSince = performance.now() - this.spin.us / 1000;
       const seen = this.requests.consumed | 0;
       Atomics.store(this.i32, Word.WORKER_PARKED, 1);
