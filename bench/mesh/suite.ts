@@ -18,6 +18,8 @@ import { addFigure, newSuite, SuiteFailure, type Metric, type RunContext, type S
 import { assertEcho, makePayload } from '../core/contender.js';
 import { median } from '../stats.js';
 import { writeFile } from 'node:fs/promises';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { lossReport } from './loss-report.js';
 
 const METRICS: Metric[] = [
   { key: 'seq64.busy.p50', label: '64 B call p50, calls keep coming', unit: 'µs', better: 'lower' },
@@ -64,6 +66,8 @@ export async function runMesh(ctx: RunContext): Promise<SuiteResult> {
   let child: ChildProcess | undefined;
   let controller: Controller | undefined;
   let raw: NatsConnection | undefined;
+  const lag = monitorEventLoopDelay({ resolution: 50 });
+  lag.enable();
   try {
     const { ca, key } = await CertificateAuthority.create('caphost bench CA', 30 * 24 * 3600_000);
     await writeFile(join(dir, CA_CERT_FILE), ca.pem);
@@ -133,8 +137,10 @@ export async function runMesh(ctx: RunContext): Promise<SuiteResult> {
       'speedup > 1 means caphost is better than the baseline (lower latency or higher throughput)',
     );
   } catch (err) {
+    suite.notes.push(...(await lossReport({ caller: controller, child, server, lag })));
     throw new SuiteFailure(suite, err);
   } finally {
+    lag.disable();
     await raw?.close().catch(() => {});
     await controller?.close({ graceMs: 0 }).catch(() => {});
     if (child !== undefined && child.exitCode === null) {

@@ -7,15 +7,19 @@ const REPRICE_EVERY = 8;
  * How long a worker spins for its next request before it parks, priced from the gaps it has seen
  * between requests. Each candidate budget (powers of two from minUs up to maxUs) is charged over
  * the recent gaps: a gap within it costs its own length in spinning; a longer one costs the whole
- * budget and then a park, priced at maxUs (a wake-up of a parked thread is tens of µs of the
- * waker's time on a VM, and as long again in latency). The cheapest candidate wins.
+ * budget and then a park. The cheapest candidate wins.
  *
- * Gaps that come regularly (one client waiting for each answer, a mesh peer one round trip away)
- * keep the worker spinning through them. Gaps that are mostly short with a long tail (many
- * connections, the event loop busy with I/O between batches) stop it spending the whole maximum
- * on each long one, CPU that the process's other threads need: at 64 HTTP connections on two
- * CPUs the old rule (grow to twice any gap within the maximum) spun 30% of the wall clock, three
- * quarters of it on the 6% of gaps it then parked after anyway. An idle worker parks at once.
+ * A park's price depends on who waits for it. A caller that waits for each answer before it sends
+ * the next (one HTTP client, a mesh peer one round trip away) pays the worker's wake-up in
+ * latency, tens of µs on a VM: the park is priced at maxUs, and the worker spins through regular
+ * gaps up to that. A caller that is behind, with the worker's answers piling up uncollected
+ * (behind()), is a busy event loop whose clients wait on its throughput: a spin there takes CPU
+ * that loop needs, and the park is priced at busyParkUs.
+ *
+ * Gaps that are mostly short with a long tail (many connections, the event loop busy with I/O
+ * between batches) stop it spending the whole maximum on each long one: at 64 HTTP connections
+ * on two CPUs the old rule (grow to twice any gap within the maximum) spun 30% of the wall clock,
+ * three quarters of it on the 6% of gaps it then parked after anyway. An idle worker parks at once.
  */
 export class ArrivalSpin {
   /** counts[k]: gaps in (2^(k-1), 2^k] µs (k = 0: up to 1 µs); the last slot: gaps past maxUs. */
@@ -26,10 +30,14 @@ export class ArrivalSpin {
   #total = 0;
   #unpriced = 0;
   #budget: number;
+  /** Share of recent waits that began with the caller behind (see behind()). */
+  #queued = 0;
 
   constructor(
     private readonly minUs: number,
     private readonly maxUs: number,
+    /** The park's price while callers queue (see took()); maxUs otherwise. */
+    private readonly busyParkUs: number = maxUs,
   ) {
     this.#over = Math.max(1, Math.ceil(Math.log2(maxUs))) + 1;
     this.#counts = new Float64Array(this.#over + 1);
@@ -57,8 +65,18 @@ export class ArrivalSpin {
     }
   }
 
+  /**
+   * Records how many of the worker's answers wait for its caller to collect them as it starts to
+   * wait. More than one means the caller's thread is behind, busy with other work (a server's
+   * event loop reading sockets between calls): its callers wait on its throughput, not on this
+   * worker's next hand-off, so a park delays nobody's answer by much and costs only CPU.
+   */
+  behind(unread: number): void {
+    this.#queued += ((unread > 1 ? 1 : 0) - this.#queued) / 16;
+  }
+
   #cheapest(): number {
-    const park = this.maxUs;
+    const park = this.#queued > 0.25 ? this.busyParkUs : this.maxUs;
     let covered = 0;
     let spun = 0;
     let best = this.minUs;

@@ -143,6 +143,11 @@ export class SlotRing {
     return true;
   }
 
+  /** Producer: messages written that the consumer has not yet released. */
+  get unread(): number {
+    return (this.cursor - (Atomics.load(this.i32, this.dir.head) >>> 0)) >>> 0;
+  }
+
   /** Producer: publishes what was written with `publish` false. */
   publish(): void {
     Atomics.store(this.i32, this.dir.tail, this.cursor | 0);

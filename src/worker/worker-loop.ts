@@ -59,12 +59,13 @@ export class WorkerLoop {
   private cancelHead: number;
   private readonly message = newSlotMessage();
   /**
-   * Up to 500 µs: a caller one network round trip away (a mesh peer over NATS: ~300 µs between
-   * calls here) keeps the worker awake, where a park costs the wake-up of an idle CPU (tens of µs
-   * on a VM). With 200 µs the mesh bench's remote p50 was 1.31-1.36x raw NATS; with 500, 1.07-1.31x
-   * (four alternating pairs). ArrivalSpin spins that long only where the gaps make it pay.
+   * Up to 2 ms for a caller that waits on each answer: a mesh peer's calls come one NATS round
+   * trip apart (300-900 µs here), and a worker that parks between them makes each pay an idle
+   * CPU's wake-up. Mesh bench remote p50 (ab3, alternating): 1.31x raw NATS with 500 µs, 1.15x
+   * with 2 ms. While its caller is behind, a park is priced at 500 µs of spinning instead, which
+   * keeps the spin at 64-128 µs under 64 HTTP connections.
    */
-  private readonly spin = new ArrivalSpin(2, 500);
+  private readonly spin = new ArrivalSpin(2, 2000, 500);
   /** Async calls in progress (and the calls of async batches), by request position. */
   private readonly running = new Map<number, CallContext | BatchMember>();
   /** Cancels that arrived for requests not yet read, by request position. */
@@ -139,6 +140,7 @@ export class WorkerLoop {
         }
       }
       if (this.running.size === 0) {
+        this.spin.behind(this.completions.unread);
         const spinSince = performance.now();
         if (spinUntil(this.hasWork, this.spin.us)) {
           this.spin.observe((performance.now() - spinSince) * 1000);

@@ -31,6 +31,30 @@ describe('ArrivalSpin', () => {
     assert.ok(spin.us >= 32 && spin.us <= 128, `budget ${spin.us} µs`);
   });
 
+  it('prices a park lower while the caller is behind: a busy event loop waits on throughput', () => {
+    const gaps = [...Array.from({ length: 8 }, () => 20), 600, 700];
+    const waiting = new ArrivalSpin(2, 2000, 500);
+    feed(waiting, gaps, 20);
+    assert.ok(waiting.us >= 1024, `budget ${waiting.us} µs does not cover 600-700 µs gaps of a caller waiting on each answer`);
+    const busy = new ArrivalSpin(2, 2000, 500);
+    for (let i = 0; i < 20; i++) {
+      for (const gap of gaps) {
+        busy.behind(3);
+        busy.observe(gap);
+      }
+    }
+    assert.ok(busy.us <= 32, `budget ${busy.us} µs spins through the long gaps of a caller that is behind`);
+    // One answer waiting is the normal hand-off, not a caller behind.
+    const handOff = new ArrivalSpin(2, 2000, 500);
+    for (let i = 0; i < 20; i++) {
+      for (const gap of gaps) {
+        handOff.behind(1);
+        handOff.observe(gap);
+      }
+    }
+    assert.equal(handOff.us, waiting.us);
+  });
+
   it('parks at once when every gap is past the maximum (an idle worker)', () => {
     const spin = new ArrivalSpin(2, 500);
     feed(spin, [10_000, 800, 50_000, 1_000_000], 8);

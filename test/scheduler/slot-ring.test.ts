@@ -91,6 +91,22 @@ describe('SlotRing', () => {
     assert.equal(consumer.hasMessage(), true);
   });
 
+  it('tells its producer how many published messages the consumer has not released', () => {
+    const { producer, consumer } = channel(SMALL, { counters: 0xffff_fffe });
+    assert.equal(producer.unread, 0);
+    for (let i = 0; i < 3; i++) producer.write(i, 0, 0, new Uint8Array([i]), null);
+    assert.equal(producer.unread, 3);
+    take(consumer);
+    assert.equal(producer.unread, 2);
+    producer.write(3, 0, 0, new Uint8Array([3]), null, false);
+    assert.equal(producer.unread, 3, 'a write counts once written, as the consumer will see it');
+    take(consumer);
+    take(consumer);
+    producer.publish();
+    take(consumer);
+    assert.equal(producer.unread, 0);
+  });
+
   it('keeps a payload up to the inline capacity in the slot, and a larger one in the overflow ring', () => {
     const { layout, producer, consumer } = channel(SMALL);
     for (const refs of [null, [{ field: 1, offset: 64, length: 8 }], [1, 2, 3].map((field) => ({ field, offset: field * 64, length: 4 }))]) {
