@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <sched.h>
 #include <thread>
 
 #if defined(__linux__)
@@ -279,9 +280,17 @@ Napi::Value FutexWaitAsync(const Napi::CallbackInfo& info) {
   });
 }
 
+// Lets another runnable thread of this CPU's run queue go first; returns at once when there is
+// none. Spinners call it so that a thread woken onto their CPU does not wait out their time slice.
+Napi::Value YieldCpu(const Napi::CallbackInfo& info) {
+  sched_yield();
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void RegisterFutex(Napi::Env env, Napi::Object exports) {
+  exports.Set("yieldCpu", Napi::Function::New(env, YieldCpu));
   exports.Set("futexWait", Napi::Function::New(env, FutexWait));
   exports.Set("futexWake", Napi::Function::New(env, FutexWake));
   exports.Set("futexWaitAsync", Napi::Function::New(env, FutexWaitAsync));

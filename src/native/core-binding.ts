@@ -96,6 +96,8 @@ export interface CoreBinding {
   futexWait(target: FutexTarget, byteOffset: number, expected: number, timeoutMs?: number): FutexWaitResult;
   /** Wakes up to count waiters in any process (default all); returns how many woke. */
   futexWake(target: FutexTarget, byteOffset: number, count?: number): number;
+  /** sched_yield: another runnable thread on this CPU runs first; returns at once when there is none. */
+  yieldCpu(): void;
   /**
    * futexWait on a dedicated thread. The pending promise keeps the event loop alive, so
    * wake it (or use a finite timeout) before shutting down.
@@ -174,6 +176,7 @@ function wrap(raw: CoreBinding): CoreBinding {
     clearCloexec: sync(raw.clearCloexec),
     futexWait: sync(raw.futexWait),
     futexWake: sync(raw.futexWake),
+    yieldCpu: raw.yieldCpu,
     futexWaitAsync: (target: FutexTarget, byteOffset: number, expected: number, timeoutMs?: number) => {
       try {
         return raw.futexWaitAsync(target, byteOffset, expected, timeoutMs).catch((err: unknown) => {

@@ -75,8 +75,13 @@ export class ArrivalSpin {
     this.#queued += ((unread > 1 ? 1 : 0) - this.#queued) / 16;
   }
 
+  /** Whether the caller is behind (see behind()). */
+  get callerBehind(): boolean {
+    return this.#queued > 0.25;
+  }
+
   #cheapest(): number {
-    const park = this.#queued > 0.25 ? this.busyParkUs : this.maxUs;
+    const park = this.callerBehind ? this.busyParkUs : this.maxUs;
     let covered = 0;
     let spun = 0;
     let best = this.minUs;

@@ -26,6 +26,8 @@ const PARK_CHECK_MS = 2;
 
 /** How many pumps may follow one another as microtasks before the loop yields to I/O and timers. */
 const MICROTASK_BURST = 32;
+/** With calls in flight (a busy caller), a spin yields its CPU this often (see spinUntil). */
+const BUSY_YIELD_US = 20;
 
 /**
  * The controller's side of one worker channel. It produces requests and cancels, consumes
@@ -203,7 +205,7 @@ export class ControllerChannel {
     if (n === 0) {
       const budget = this.inFlight > 1 ? this.flowSpin : this.wokeWorker ? this.coldSpin : this.soloSpin;
       this.wokeWorker = false;
-      if (ONE_CPU ? this.sleepUntilCompletion(budget.us) : spinUntil(this.hasCompletion, budget.us)) n = this.drain();
+      if (ONE_CPU ? this.sleepUntilCompletion(budget.us) : spinUntil(this.hasCompletion, budget.us, this.inFlight > 1 ? BUSY_YIELD_US : 0)) n = this.drain();
       else if (this.parkedSince === 0) {
         this.parkedSince = performance.now() - budget.us / 1000;
         this.parkedBudget = budget;

@@ -23,6 +23,8 @@ const noop = (): void => {};
  * been seen to drop an Atomics.notify for a pending Atomics.waitAsync (see controller-channel.ts).
  * Without this bound a lost cancel waited for the handler to finish, past the controller's grace.
  */
+/** While its caller is behind, the spin yields its CPU this often (see spinUntil). */
+const BUSY_YIELD_US = 20;
 const ASYNC_PARK_CHECK_MS = 10;
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -142,7 +144,7 @@ export class WorkerLoop {
       if (this.running.size === 0) {
         this.spin.behind(this.completions.unread);
         const spinSince = performance.now();
-        if (spinUntil(this.hasWork, this.spin.us)) {
+        if (spinUntil(this.hasWork, this.spin.us, this.spin.callerBehind ? BUSY_YIELD_US : 0)) {
           this.spin.observe((performance.now() - spinSince) * 1000);
           continue;
         }

@@ -261,3 +261,10 @@ test('landlockRestrict (in a child) confines every thread to its paths', async (
     rmSync(base, { recursive: true, force: true });
   }
 });
+
+test('yieldCpu gives the CPU up and comes back (sched_yield), in microseconds when nothing else waits', () => {
+  const start = performance.now();
+  for (let i = 0; i < 1000; i++) assert.equal(core.yieldCpu(), undefined);
+  const usEach = ((performance.now() - start) * 1000) / 1000;
+  assert.ok(usEach < 1000, `${usEach} µs per yield`);
+});

@@ -76,4 +76,14 @@ describe('spinUntil', () => {
     const end = performance.now() + 5;
     assert.equal(spinUntil(() => performance.now() >= end, 5000), true);
   });
+
+  it('with yields, still returns as soon as ready() turns true, and only after the budget when it never does', () => {
+    let polls = 0;
+    assert.equal(spinUntil(() => ++polls >= 100_000, 5_000_000, 20), true);
+    assert.equal(polls, 100_000);
+    const start = performance.now();
+    assert.equal(spinUntil(() => false, 20_000, 20), false);
+    const ms = performance.now() - start;
+    assert.ok(ms >= 20 && ms < 500, `spun ${ms} ms`);
+  });
 });
