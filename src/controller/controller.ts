@@ -41,6 +41,8 @@ export interface WorkerStats {
   readonly averageBusyUs: number;
   /** Worker notifications that never reached the controller and were caught by its periodic check. */
   readonly missedWakeups: number;
+  /** Wake-ups the controller re-sent a worker that held requests without moving on for 10-20 ms (a lost wake-up, or a long handler). */
+  readonly workerNudges: number;
   /** The capabilities (`name@major.minor`) this worker provides; empty until its first start finished. */
   readonly capabilities: readonly string[];
 }
@@ -304,6 +306,7 @@ export class Controller {
         restarts: s.restarts,
         averageBusyUs: s.replica.averageBusyNs / 1000,
         missedWakeups: s.missedWakeups,
+        workerNudges: s.workerNudges,
         capabilities: [...s.replica.capabilityIndex.keys()],
       })),
       capabilities: scheduler.capabilities,

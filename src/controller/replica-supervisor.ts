@@ -37,9 +37,14 @@ export class ReplicaSupervisor {
   private memory: ChannelMemory | undefined;
   /** Missed wake-ups of channels this supervisor has retired (restarts), plus the live one's. */
   private retiredMissed = 0;
+  private retiredNudges = 0;
 
   get missedWakeups(): number {
     return this.retiredMissed + (this.replica.channel?.missedWakeups ?? 0);
+  }
+
+  get workerNudges(): number {
+    return this.retiredNudges + (this.replica.channel?.workerNudges ?? 0);
   }
 
   constructor(
@@ -126,6 +131,7 @@ export class ReplicaSupervisor {
       this.ctx.log.error(`worker ${this.replica.label} crashed ${this.crashes.length} times within ${this.ctx.restart.windowMs} ms; giving up on it`, { worker: this.replica.label });
     } else this.state = 'restarting';
     this.retiredMissed += this.replica.channel?.missedWakeups ?? 0;
+    this.retiredNudges += this.replica.channel?.workerNudges ?? 0;
     this.ctx.scheduler.replicaDown(this.replica, error);
     this.endDeviceSession();
     if (this.state === 'restarting') this.scheduleRestart();

@@ -28,6 +28,14 @@ const PARK_CHECK_MS = 2;
 const MICROTASK_BURST = 32;
 /** With calls in flight (a busy caller), a spin yields its CPU this often (see spinUntil). */
 const BUSY_YIELD_US = 20;
+/**
+ * While calls are in flight, how often the channel looks for a side asleep on work that waits for
+ * it. A wake-up can go missing: in the mesh bench (128 calls in flight, about one run in fifteen)
+ * every call of a ring stayed held until its 10 s deadline, with the controller's park check
+ * (PARK_CHECK_MS) coming back only then. Two looks in a row that find the same stuck state wake
+ * the sleeper, so such a loss costs 10-20 ms instead of the calls' deadlines.
+ */
+const WATCH_MS = 10;
 
 /**
  * The controller's side of one worker channel. It produces requests and cancels, consumes
@@ -57,8 +65,17 @@ export class ControllerChannel {
   private wokeWorker = false;
   private burst = 0;
   private closed = false;
-  /** Wake-ups the worker sent that never arrived (caught by PARK_CHECK_MS). */
+  /** Wake-ups the worker sent that never arrived (caught by PARK_CHECK_MS or the watch). */
   missedWakeups = 0;
+  /** Wake-ups the watch sent a worker that held requests without moving on for two looks. */
+  workerNudges = 0;
+  #watch: NodeJS.Timeout | undefined;
+  /** Each park's number: a watch that ends a park makes its pending wait's settling stale. */
+  #parkToken = 0;
+  #parked = false;
+  /** What the last watch saw stuck: request head (worker side), completion head (this side); -1: nothing. */
+  #stuckRequests = -1;
+  #stuckCompletions = -1;
   /** Calls placed in this channel and not yet completed; kept by the owner through place/complete. */
   inFlight = 0;
 
@@ -94,6 +111,7 @@ export class ControllerChannel {
   place(ticket: number, kind: number, deadline: number, payload: Payload, refs: readonly ArenaRef[] | null): boolean {
     if (!this.requests.write(ticket, kind, deadline, payload, refs)) return false;
     this.inFlight++;
+    if (this.#watch === undefined) this.#startWatch();
     // Whoever clears the flag sends the one wake-up a park needs; later requests skip the syscall.
     if (Atomics.load(this.i32, Word.WORKER_PARKED) !== 0 && Atomics.compareExchange(this.i32, Word.WORKER_PARKED, 1, 0) === 1) {
       this.wake.notify(this.i32, Word.REQ_TAIL);
@@ -119,6 +137,7 @@ export class ControllerChannel {
   placeInBatch(ticket: number, kind: number, deadline: number, payload: Payload, refs: readonly ArenaRef[] | null): boolean {
     if (!this.requests.write(ticket, kind, deadline, payload, refs, false)) return false;
     this.inFlight++;
+    if (this.#watch === undefined) this.#startWatch();
     return true;
   }
 
@@ -247,15 +266,55 @@ export class ControllerChannel {
       setImmediate(this.pump);
       return;
     }
-    void wait.then(this.woken);
+    const token = ++this.#parkToken;
+    this.#parked = true;
+    void wait.then((outcome) => this.woken(outcome, token));
   }
 
-  private readonly woken = (outcome: unknown): void => {
+  private woken(outcome: unknown, token: number): void {
+    if (token !== this.#parkToken) return; // the watch ended this park already
+    this.#parked = false;
     // The worker clears the flag when it notifies; a timeout that finds it cleared, with
     // completions waiting, means a notify was sent and never arrived.
     const flag = Atomics.exchange(this.i32, Word.CONTROLLER_PARKED, 0);
     if (outcome === 'timed-out' && flag === 0 && this.completions.hasMessage()) this.missedWakeups++;
     this.pump();
+  }
+
+  #startWatch(): void {
+    this.#stuckRequests = -1;
+    this.#stuckCompletions = -1;
+    this.#watch = setInterval(this.#look, WATCH_MS);
+    this.#watch.unref();
+  }
+
+  /** Runs while calls are in flight (it stops at the first look that finds none). */
+  readonly #look = (): void => {
+    if (this.closed || this.inFlight === 0) {
+      clearInterval(this.#watch);
+      this.#watch = undefined;
+      return;
+    }
+    // Requests wait in the ring and the worker has not moved on since the last look: it slept
+    // through its wake-up, or it runs a handler longer than WATCH_MS (then this wakes no one).
+    const head = Atomics.load(this.i32, Word.REQ_HEAD) | 0;
+    const waiting = (Atomics.load(this.i32, Word.REQ_TAIL) | 0) !== head;
+    if (waiting && this.#stuckRequests === head) {
+      this.workerNudges++;
+      this.wake.notify(this.i32, Word.REQ_TAIL);
+    }
+    this.#stuckRequests = waiting ? head : -1;
+    // This side is parked with completions waiting, and was at the last look too.
+    const consumed = this.completions.consumed | 0;
+    const stuck = this.#parked && this.completions.hasMessage();
+    if (stuck && this.#stuckCompletions === consumed) {
+      this.missedWakeups++;
+      this.#parkToken++;
+      this.#parked = false;
+      Atomics.store(this.i32, Word.CONTROLLER_PARKED, 0);
+      this.#stuckCompletions = -1;
+      this.pump();
+    } else this.#stuckCompletions = stuck ? consumed : -1;
   };
 
   /** Asks the worker to leave its loop; it runs teardown and exits. */
@@ -267,6 +326,8 @@ export class ControllerChannel {
   /** Stops reading completions; the worker is gone or going. Wakes a pending wait so it can settle. */
   close(): void {
     this.closed = true;
+    if (this.#watch !== undefined) clearInterval(this.#watch);
+    this.#watch = undefined;
     this.wake.notify(this.i32, Word.CMP_TAIL);
   }
 }
