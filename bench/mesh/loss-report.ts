@@ -33,7 +33,7 @@ export async function lossReport({ caller, child, server, lag }: LossParties): P
   return notes;
 }
 
-function askStats(child: ChildProcess, timeoutMs: number): Promise<ControllerStats | undefined> {
+export function askStats(child: ChildProcess, timeoutMs: number): Promise<ControllerStats | undefined> {
   if (child.exitCode !== null || !child.connected) return Promise.resolve(undefined);
   return new Promise((resolve) => {
     const timer = setTimeout(() => done(undefined), timeoutMs);

@@ -19,7 +19,7 @@ import { assertEcho, makePayload } from '../core/contender.js';
 import { median } from '../stats.js';
 import { writeFile } from 'node:fs/promises';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { lossReport } from './loss-report.js';
+import { askStats, lossReport } from './loss-report.js';
 
 const METRICS: Metric[] = [
   { key: 'seq64.busy.p50', label: '64 B call p50, calls keep coming', unit: 'µs', better: 'lower' },
@@ -136,8 +136,10 @@ export async function runMesh(ctx: RunContext): Promise<SuiteResult> {
       add('throughput.best', side.subject, best.callsPerSec, { inFlight: best.inFlight, byInFlight: best.byInFlight });
     }
     const stats = controller.stats().mesh!;
+    const served = await askStats(child, 3000);
+    const wakes = served?.workers.map((w) => `missed wake-ups ${w.missedWakeups}, worker nudges ${w.workerNudges}`).join('; ') ?? 'did not answer';
     suite.notes.push(
-      `caller sent ${JSON.stringify(stats.sent)} remote calls, retried ${stats.retried}`,
+      `caller sent ${JSON.stringify(stats.sent)} remote calls, retried ${stats.retried}; serving node: ${wakes}`,
       'caphost: Controller.call → protobuf envelope → NATS request on the serving node\'s subject → its scheduler → thread worker ring → reply; nats-raw: nc.request with the same 64 B payload to a responder that echoes it, in the serving process',
       'one nats-server on loopback with TLS and verified client certificates (both sides), three processes: bench (caller), serving node, nats-server',
       `each side warmed ${d.startMs} ms before round 1 (sequential, then 128 in flight); latency: ${d.rounds} rounds of ${d.latencyMs} ms per side, alternating which side goes first; p50 and p99 are medians over rounds`,
