@@ -25,7 +25,7 @@ export async function lossReport({ caller, child, server, lag }: LossParties): P
   const seen = child === undefined ? undefined : await askStats(child, 3000);
   if (seen === undefined) notes.push('serving node: did not answer a stats request within 3 s');
   else {
-    const workers = seen.workers.map((w) => ({ state: w.state, inFlight: w.inFlight, missedWakeups: w.missedWakeups, workerNudges: w.workerNudges, restarts: w.restarts }));
+    const workers = seen.workers.map((w) => ({ state: w.state, inFlight: w.inFlight, missedWakeups: w.missedWakeups, workerNudges: w.workerNudges, stalledParks: w.stalledParks, restarts: w.restarts }));
     notes.push(`serving node: served ${JSON.stringify(seen.mesh?.served)}, reconnects ${seen.mesh?.reconnects}, queued ${seen.queued}, workers ${JSON.stringify(workers)}, calls ${JSON.stringify(seen.capabilities)}`);
   }
   const said = server?.log.filter((line) => /slow consumer|\[WRN\]|\[ERR\]/i.test(line)).slice(-10) ?? [];

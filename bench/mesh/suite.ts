@@ -137,7 +137,7 @@ export async function runMesh(ctx: RunContext): Promise<SuiteResult> {
     }
     const stats = controller.stats().mesh!;
     const served = await askStats(child, 3000);
-    const wakes = served?.workers.map((w) => `missed wake-ups ${w.missedWakeups}, worker nudges ${w.workerNudges}`).join('; ') ?? 'did not answer';
+    const wakes = served?.workers.map((w) => `missed wake-ups ${w.missedWakeups}, stalled parks ${w.stalledParks}, worker nudges ${w.workerNudges}`).join('; ') ?? 'did not answer';
     suite.notes.push(
       `caller sent ${JSON.stringify(stats.sent)} remote calls, retried ${stats.retried}; serving node: ${wakes}`,
       'caphost: Controller.call → protobuf envelope → NATS request on the serving node\'s subject → its scheduler → thread worker ring → reply; nats-raw: nc.request with the same 64 B payload to a responder that echoes it, in the serving process',

@@ -43,6 +43,8 @@ export interface WorkerStats {
   readonly missedWakeups: number;
   /** Wake-ups the controller re-sent a worker that held requests without moving on for 10-20 ms (a lost wake-up, or a long handler). */
   readonly workerNudges: number;
+  /** Controller parks whose wait had not come back after 10-20 ms (2 ms timeout), ended by the channel's watch. */
+  readonly stalledParks: number;
   /** The capabilities (`name@major.minor`) this worker provides; empty until its first start finished. */
   readonly capabilities: readonly string[];
 }
@@ -307,6 +309,7 @@ export class Controller {
         averageBusyUs: s.replica.averageBusyNs / 1000,
         missedWakeups: s.missedWakeups,
         workerNudges: s.workerNudges,
+        stalledParks: s.stalledParks,
         capabilities: [...s.replica.capabilityIndex.keys()],
       })),
       capabilities: scheduler.capabilities,

@@ -38,9 +38,14 @@ export class ReplicaSupervisor {
   /** Missed wake-ups of channels this supervisor has retired (restarts), plus the live one's. */
   private retiredMissed = 0;
   private retiredNudges = 0;
+  private retiredStalls = 0;
 
   get missedWakeups(): number {
     return this.retiredMissed + (this.replica.channel?.missedWakeups ?? 0);
+  }
+
+  get stalledParks(): number {
+    return this.retiredStalls + (this.replica.channel?.stalledParks ?? 0);
   }
 
   get workerNudges(): number {
@@ -132,6 +137,7 @@ export class ReplicaSupervisor {
     } else this.state = 'restarting';
     this.retiredMissed += this.replica.channel?.missedWakeups ?? 0;
     this.retiredNudges += this.replica.channel?.workerNudges ?? 0;
+    this.retiredStalls += this.replica.channel?.stalledParks ?? 0;
     this.ctx.scheduler.replicaDown(this.replica, error);
     this.endDeviceSession();
     if (this.state === 'restarting') this.scheduleRestart();

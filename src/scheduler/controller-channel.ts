@@ -65,10 +65,12 @@ export class ControllerChannel {
   private wokeWorker = false;
   private burst = 0;
   private closed = false;
-  /** Wake-ups the worker sent that never arrived (caught by PARK_CHECK_MS or the watch). */
+  /** Wake-ups the worker sent that never arrived (caught by PARK_CHECK_MS). */
   missedWakeups = 0;
   /** Wake-ups the watch sent a worker that held requests without moving on for two looks. */
   workerNudges = 0;
+  /** Parks the watch ended: their wait had not come back after two looks (10-20 ms, for a 2 ms timeout). */
+  stalledParks = 0;
   #watch: NodeJS.Timeout | undefined;
   /** Each park's number: a watch that ends a park makes its pending wait's settling stale. */
   #parkToken = 0;
@@ -308,7 +310,7 @@ export class ControllerChannel {
     const consumed = this.completions.consumed | 0;
     const stuck = this.#parked && this.completions.hasMessage();
     if (stuck && this.#stuckCompletions === consumed) {
-      this.missedWakeups++;
+      this.stalledParks++;
       this.#parkToken++;
       this.#parked = false;
       Atomics.store(this.i32, Word.CONTROLLER_PARKED, 0);

@@ -70,7 +70,7 @@ describe('ControllerChannel watch', () => {
       const until = Date.now() + 2000;
       while (seen.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
       assert.deepEqual(seen, [7]);
-      assert.equal(channel.missedWakeups, 1);
+      assert.equal(channel.stalledParks, 1);
       assert.equal(channel.inFlight, 0);
     } finally {
       channel.close();
