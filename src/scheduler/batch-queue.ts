@@ -19,7 +19,8 @@ export class BatchQueue {
   };
 
   constructor(
-    readonly group: RouteGroup,
+    /** The request's group as the routing table last gave it (the scheduler updates it). */
+    public group: RouteGroup,
     private readonly onDue: (queue: BatchQueue) => void,
   ) {}
 

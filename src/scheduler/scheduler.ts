@@ -50,9 +50,13 @@ export interface CapabilityCounters {
 export class Scheduler {
   /** By provider id, which the controller hands out densely from 0. */
   private readonly replicas: (Replica | undefined)[] = [];
-  private readonly queues = new Map<RouteGroup, CallQueue>();
+  /**
+   * By request text, not by group: the registry makes new group objects at each routing-table
+   * change (a peer joins, leaves, or renews its certificate), and queues keyed by them piled up.
+   */
+  private readonly queues = new Map<string, CallQueue>();
   /** Queues of batched capability requests; their calls leave them as batches (see dispatchBatches). */
-  private readonly batchQueues = new Map<RouteGroup, BatchQueue>();
+  private readonly batchQueues = new Map<string, BatchQueue>();
   private readonly deadlines = new DeadlineTimer((call) => this.abort(call, CancelReason.DEADLINE));
   private readonly signals = new SignalWatch((call) => this.abort(call, CancelReason.CANCELLED));
   private readonly counters = new Map<string, CapabilityCounters>();
@@ -98,7 +102,7 @@ export class Scheduler {
       this.enqueue(call);
       return;
     }
-    const queue = this.queues.get(call.group);
+    const queue = this.queues.get(call.group.text);
     if ((queue === undefined || queue.size === 0) && this.place(call)) return;
     this.enqueue(call);
   }
@@ -113,10 +117,10 @@ export class Scheduler {
       this.enqueueBatched(call);
       return;
     }
-    let queue = this.queues.get(group);
+    let queue = this.queues.get(group.text);
     if (queue === undefined) {
       queue = new CallQueue();
-      this.queues.set(group, queue);
+      this.queues.set(group.text, queue);
     }
     if (queue.size >= this.options.maxQueue) {
       this.fail(call, new CaphostError(ErrorCode.QUEUE_FULL, `the queue for "${group.text}" holds ${queue.size} calls (maxQueue); retry later, add replicas, or raise maxQueue`, { details: { capability: group.text, maxQueue: this.options.maxQueue } }));
@@ -129,11 +133,11 @@ export class Scheduler {
 
   private enqueueBatched(call: PendingCall): void {
     const group = call.group;
-    let queue = this.batchQueues.get(group);
+    let queue = this.batchQueues.get(group.text);
     if (queue === undefined) {
       queue = new BatchQueue(group, this.batchDue);
-      this.batchQueues.set(group, queue);
-    }
+      this.batchQueues.set(group.text, queue);
+    } else queue.group = group; // the newest table's candidates
     if (queue.calls.size >= this.options.maxQueue) {
       this.fail(call, new CaphostError(ErrorCode.QUEUE_FULL, `the queue for "${group.text}" holds ${queue.calls.size} calls (maxQueue); retry later, add replicas, or raise maxQueue`, { details: { capability: group.text, maxQueue: this.options.maxQueue } }));
       return;
@@ -347,7 +351,7 @@ export class Scheduler {
         : new CaphostError(ErrorCode.CANCELLED, `the caller cancelled this "${what}" call`, { details: { capability: what }, cause: call.signal?.reason });
     if (call.state === CallState.QUEUED) {
       const batched = call.group.batched;
-      const queue = batched ? this.batchQueues.get(call.group)?.calls : this.queues.get(call.group);
+      const queue = batched ? this.batchQueues.get(call.group.text)?.calls : this.queues.get(call.group.text);
       if (queue !== undefined && call.heapIndex >= 0) {
         queue.remove(call);
         if (batched) this.batchQueued--;
@@ -407,14 +411,16 @@ export class Scheduler {
 
   /** Queued calls that no live or restartable replica can serve fail now rather than at their deadline. */
   private failUnavailable(): void {
-    for (const [group, queue] of this.queues) {
-      if (!group.candidates.every((route) => this.replica(route.provider)?.failed ?? true)) continue;
+    for (const queue of this.queues.values()) {
+      const group = queue.peek()?.group;
+      if (group === undefined || !group.candidates.every((route) => this.replica(route.provider)?.failed ?? true)) continue;
       for (const call of queue.drainAll()) {
         this.queued--;
         this.fail(call, new CaphostError(ErrorCode.CAPABILITY_UNAVAILABLE, `every worker providing "${group.text}" has failed and cannot be restarted; see the controller log for why`, { details: { capability: group.text } }));
       }
     }
-    for (const [group, queue] of this.batchQueues) {
+    for (const queue of this.batchQueues.values()) {
+      const group = queue.group;
       if (!group.candidates.every((route) => this.replica(route.provider)?.failed ?? true)) continue;
       queue.cancel();
       for (const call of queue.calls.drainAll()) {
@@ -473,9 +479,7 @@ export class Scheduler {
   stats(): { capabilities: Record<string, CapabilityCounters & { queued: number }>; queued: number } {
     const capabilities: Record<string, CapabilityCounters & { queued: number }> = {};
     for (const [text, counters] of this.counters) {
-      let queued = 0;
-      for (const [group, queue] of this.queues) if (group.text === text) queued += queue.size;
-      for (const [group, queue] of this.batchQueues) if (group.text === text) queued += queue.calls.size;
+      const queued = (this.queues.get(text)?.size ?? 0) + (this.batchQueues.get(text)?.calls.size ?? 0);
       capabilities[text] = { ...counters, errors: { ...counters.errors }, queued };
     }
     return { capabilities, queued: this.queued + this.batchQueued };
