@@ -12,6 +12,10 @@ import { deviceRequestHandler } from './device-requests.js';
 
 export type ReplicaState = 'starting' | 'running' | 'restarting' | 'failed' | 'stopped';
 
+/** The counters a channel keeps of wake-ups that went missing and how they were recovered. */
+const WAKE_COUNTERS = ['missedWakeups', 'workerNudges', 'stalledParks'] as const;
+export type WakeCounter = (typeof WAKE_COUNTERS)[number];
+
 export interface SupervisorContext {
   readonly strategy: ExecutionStrategy;
   readonly scheduler: Scheduler;
@@ -35,21 +39,12 @@ export class ReplicaSupervisor {
   private restartTimer: NodeJS.Timeout | undefined;
   private expectedKeys: string | undefined;
   private memory: ChannelMemory | undefined;
-  /** Missed wake-ups of channels this supervisor has retired (restarts), plus the live one's. */
-  private retiredMissed = 0;
-  private retiredNudges = 0;
-  private retiredStalls = 0;
+  /** Wake-up counters of the channels this supervisor has retired (restarts). */
+  private readonly retired: Record<WakeCounter, number> = { missedWakeups: 0, workerNudges: 0, stalledParks: 0 };
 
-  get missedWakeups(): number {
-    return this.retiredMissed + (this.replica.channel?.missedWakeups ?? 0);
-  }
-
-  get stalledParks(): number {
-    return this.retiredStalls + (this.replica.channel?.stalledParks ?? 0);
-  }
-
-  get workerNudges(): number {
-    return this.retiredNudges + (this.replica.channel?.workerNudges ?? 0);
+  /** A wake-up counter over every channel this replica has had: the retired ones and the live one. */
+  wakeCount(name: WakeCounter): number {
+    return this.retired[name] + (this.replica.channel?.[name] ?? 0);
   }
 
   constructor(
@@ -135,9 +130,7 @@ export class ReplicaSupervisor {
       this.replica.failed = true;
       this.ctx.log.error(`worker ${this.replica.label} crashed ${this.crashes.length} times within ${this.ctx.restart.windowMs} ms; giving up on it`, { worker: this.replica.label });
     } else this.state = 'restarting';
-    this.retiredMissed += this.replica.channel?.missedWakeups ?? 0;
-    this.retiredNudges += this.replica.channel?.workerNudges ?? 0;
-    this.retiredStalls += this.replica.channel?.stalledParks ?? 0;
+    for (const name of WAKE_COUNTERS) this.retired[name] = this.wakeCount(name);
     this.ctx.scheduler.replicaDown(this.replica, error);
     this.endDeviceSession();
     if (this.state === 'restarting') this.scheduleRestart();

@@ -31,12 +31,12 @@ export class ArrivalSpin {
   #unpriced = 0;
   #budget: number;
   /** Share of recent waits that began with the caller behind (see behind()). */
-  #queued = 0;
+  #behindShare = 0;
 
   constructor(
     private readonly minUs: number,
     private readonly maxUs: number,
-    /** The park's price while callers queue (see took()); maxUs otherwise. */
+    /** The park's price while the caller is behind (see behind()); maxUs otherwise. */
     private readonly busyParkUs: number = maxUs,
   ) {
     this.#over = Math.max(1, Math.ceil(Math.log2(maxUs))) + 1;
@@ -72,14 +72,15 @@ export class ArrivalSpin {
    * worker's next hand-off, so a park delays nobody's answer by much and costs only CPU.
    */
   behind(unread: number): void {
-    this.#queued += ((unread > 1 ? 1 : 0) - this.#queued) / 16;
+    this.#behindShare += ((unread > 1 ? 1 : 0) - this.#behindShare) / 16;
   }
 
   /** Whether the caller is behind (see behind()). */
   get callerBehind(): boolean {
-    return this.#queued > 0.25;
+    return this.#behindShare > 0.25;
   }
 
+  /** With every recent gap past the maximum, every budget costs itself plus a park: the smallest wins. */
   #cheapest(): number {
     const park = this.callerBehind ? this.busyParkUs : this.maxUs;
     let covered = 0;
@@ -97,7 +98,6 @@ export class ArrivalSpin {
         best = budget;
       }
     }
-    // With every recent gap past the maximum, no spin pays: park at once.
-    return bestCost === Infinity ? this.minUs : best;
+    return best;
   }
 }

@@ -2,7 +2,7 @@ import { CANCEL_ENTRY_BYTES, type ChannelLayout, Word } from './ring-layout.js';
 import { type ArenaRef, COMPLETIONS, REQUESTS, SlotRing, type SlotMessage, newSlotMessage } from './slot-ring.js';
 import type { Payload } from './payload.js';
 import { type Wake, atomicsWake } from './wake.js';
-import { ONE_CPU, SpinBudget, spinUntil } from './spin-budget.js';
+import { BUSY_YIELD_US, ONE_CPU, SpinBudget, spinUntil } from './spin-budget.js';
 
 /**
  * Receives each completion as it is read, and must call `channel.release()` once it has decoded
@@ -26,8 +26,6 @@ const PARK_CHECK_MS = 2;
 
 /** How many pumps may follow one another as microtasks before the loop yields to I/O and timers. */
 const MICROTASK_BURST = 32;
-/** With calls in flight (a busy caller), a spin yields its CPU this often (see spinUntil). */
-const BUSY_YIELD_US = 20;
 /**
  * While calls are in flight, how often the channel looks for a side asleep on work that waits for
  * it. A wake-up can go missing: in the mesh bench (128 calls in flight, about one run in fifteen)

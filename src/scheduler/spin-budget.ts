@@ -34,6 +34,9 @@ export class SpinBudget {
  */
 export const ONE_CPU = availableParallelism() === 1;
 
+/** How often a spin yields its CPU while its caller is busy (the worker's caller behind, the controller with calls in flight). */
+export const BUSY_YIELD_US = 20;
+
 /**
  * Spins until `ready()` is true or `us` microseconds pass; never where the process has one CPU
  * (ONE_CPU). The clock is read every 64 polls so that a poll stays a load and a compare.

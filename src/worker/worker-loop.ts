@@ -6,7 +6,7 @@ import { COMPLETIONS, REQUESTS, SlotRing, type SlotMessage, newSlotMessage } fro
 import type { Payload } from '../scheduler/payload.js';
 import { type Wake, atomicsWake } from '../scheduler/wake.js';
 import { ArrivalSpin } from '../scheduler/arrival-spin.js';
-import { spinUntil } from '../scheduler/spin-budget.js';
+import { BUSY_YIELD_US, spinUntil } from '../scheduler/spin-budget.js';
 import { BatchCall, BatchMember } from './batch-call.js';
 import { CallContext } from './call-context.js';
 import type { SingleCapabilityDefinition } from './define-worker.js';
@@ -23,8 +23,6 @@ const noop = (): void => {};
  * been seen to drop an Atomics.notify for a pending Atomics.waitAsync (see controller-channel.ts).
  * Without this bound a lost cancel waited for the handler to finish, past the controller's grace.
  */
-/** While its caller is behind, the spin yields its CPU this often (see spinUntil). */
-const BUSY_YIELD_US = 20;
 const ASYNC_PARK_CHECK_MS = 10;
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
