@@ -28,7 +28,7 @@ const PARK_CHECK_MS = 2;
 const MICROTASK_BURST = 32;
 /**
  * While calls are in flight, how often the channel looks for a side asleep on work that waits for
- * it. A wake-up can go missing: in the mesh bench (128 calls in flight, about one run in fifteen)
+ * it. A wake-up can go missing: in the mesh bench (128 calls in flight, once in 21 runs of a soak and once in about 17 runs before)
  * every call of a ring stayed held until its 10 s deadline, with the controller's park check
  * (PARK_CHECK_MS) coming back only then. Two looks in a row that find the same stuck state wake
  * the sleeper, so such a loss costs 10-20 ms instead of the calls' deadlines.
