@@ -255,6 +255,7 @@ export class Controller {
     const deadline = deadlineMs > 0 ? Date.now() + deadlineMs : 0;
     const call = new PendingCall(group, input, null, 0, this.#scheduler.nextSeq(), deadline, deadlineMs, undefined, resolve as (value: unknown) => void, reject);
     call.outputBytes = true;
+    call.fromPeer = true;
     this.#scheduler.submit(call);
     return call.settled ? undefined : () => this.#scheduler.cancel(call);
   }

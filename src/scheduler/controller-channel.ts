@@ -106,9 +106,11 @@ export class ControllerChannel {
 
   /**
    * Places a request; false when its payload needs overflow space the worker has not released
-   * yet. The caller keeps inFlight below the slot count, so a slot is always free.
+   * yet. The caller keeps inFlight below the slot count, so a slot is always free. `fromPeer`: a
+   * mesh peer's call (the worker then parks at once after it; see Word.PEER_CALLER).
    */
-  place(ticket: number, kind: number, deadline: number, payload: Payload, refs: readonly ArenaRef[] | null): boolean {
+  place(ticket: number, kind: number, deadline: number, payload: Payload, refs: readonly ArenaRef[] | null, fromPeer = false): boolean {
+    if (fromPeer !== this.#peerCaller) this.#markPeerCaller(fromPeer);
     if (!this.requests.write(ticket, kind, deadline, payload, refs)) return false;
     this.inFlight++;
     if (this.#watch === undefined) this.#startWatch();
@@ -120,6 +122,15 @@ export class ControllerChannel {
     // The pump runs as a microtask, after the continuations already queued have placed their calls.
     if (!this.armed) this.arm();
     return true;
+  }
+
+  /** This side's copy of Word.PEER_CALLER, so that the word is written only when it changes. */
+  #peerCaller = false;
+
+  /** Written before the request it describes is published, so the worker sees both together. */
+  #markPeerCaller(fromPeer: boolean): void {
+    this.#peerCaller = fromPeer;
+    Atomics.store(this.i32, Word.PEER_CALLER, fromPeer ? 1 : 0);
   }
 
   /** Ring position of the first request of the batch being placed (-1: none). */
@@ -134,7 +145,8 @@ export class ControllerChannel {
   }
 
   /** place(), for a request of the batch begun by beginBatch(): written now, published by endBatch(). */
-  placeInBatch(ticket: number, kind: number, deadline: number, payload: Payload, refs: readonly ArenaRef[] | null): boolean {
+  placeInBatch(ticket: number, kind: number, deadline: number, payload: Payload, refs: readonly ArenaRef[] | null, fromPeer = false): boolean {
+    if (fromPeer !== this.#peerCaller) this.#markPeerCaller(fromPeer);
     if (!this.requests.write(ticket, kind, deadline, payload, refs, false)) return false;
     this.inFlight++;
     if (this.#watch === undefined) this.#startWatch();

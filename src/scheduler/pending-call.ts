@@ -46,6 +46,11 @@ export class PendingCall {
    * peer), which then skips a decode and an encode.
    */
   outputBytes = false;
+  /**
+   * A mesh peer's call: its caller's next request is at least a network round trip away, so the
+   * worker parks at once after it instead of spinning for that request (see WorkerLoop).
+   */
+  fromPeer = false;
   /** performance.now() at submission and at placement, recorded only while a CallObserver watches. */
   submittedAt = 0;
   placedAt = 0;

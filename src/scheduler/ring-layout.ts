@@ -27,6 +27,8 @@ export const Word = {
   CMP_OVF_READ: 9 * 16,
   /** Set by the controller to ask the worker to leave its loop. */
   SHUTDOWN: 10 * 16,
+  /** 1 while the latest request came from a mesh peer (its caller's next one is a network round trip away). */
+  PEER_CALLER: 10 * 16 + 1,
 } as const;
 
 export const CONTROL_BYTES = 11 * 64;

@@ -194,7 +194,7 @@ export class Scheduler {
       call.provider = replica.provider;
       call.ticket = ticket;
       call.position = channel.nextPosition;
-      if (!channel.placeInBatch(ticket, route.index, call.deadline, call.payload, call.refs)) {
+      if (!channel.placeInBatch(ticket, route.index, call.deadline, call.payload, call.refs, call.fromPeer)) {
         // Overflow space runs short: the batch goes out smaller, and the rest wait for the next.
         replica.releaseTicket(ticket, 0);
         calls.push(call);
@@ -228,7 +228,7 @@ export class Scheduler {
     call.position = position;
     // Taken before placing: waking a parked worker is part of the call's compute time, not its queueing.
     if (this.observer !== null) call.placedAt = performance.now();
-    if (!channel.place(ticket, route.index, call.deadline, call.payload, call.refs)) {
+    if (!channel.place(ticket, route.index, call.deadline, call.payload, call.refs, call.fromPeer)) {
       replica.releaseTicket(ticket, replica.averageBusyNs);
       call.state = CallState.QUEUED;
       call.placedAt = 0;

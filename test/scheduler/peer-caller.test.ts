@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseCapabilityRequest } from '../../src/router/capability-ref.js';
+import type { CapabilityRoute, RouteGroup } from '../../src/router/capability-registry.js';
+import type { CapabilitySchema } from '../../src/router/capability-schema.js';
+import { ControllerChannel } from '../../src/scheduler/controller-channel.js';
+import { PendingCall } from '../../src/scheduler/pending-call.js';
+import { Replica } from '../../src/scheduler/replica.js';
+import { computeLayout, Word } from '../../src/scheduler/ring-layout.js';
+import { Scheduler } from '../../src/scheduler/scheduler.js';
+import { ONE_CPU } from '../../src/scheduler/spin-budget.js';
+import type { Wake } from '../../src/scheduler/wake.js';
+import { createConsoleLogger } from '../../src/logger.js';
+import { loadWorkerModule } from '../../src/worker/load-worker-module.js';
+import { WorkerLoop } from '../../src/worker/worker-loop.js';
+
+const layout = computeLayout({ slots: 4, slotBytes: 128, overflowBytes: 4096 });
+
+const group: RouteGroup = {
+  text: 'x@1',
+  request: parseCapabilityRequest('x@1'),
+  candidates: [{ provider: 0, capability: { name: 'x', major: 1, minor: 0 }, remote: false, key: 'x@1.0', schema: {} as CapabilitySchema, index: 0, sharesArena: false, batch: undefined } as CapabilityRoute],
+  sharesArena: false,
+  batched: false,
+};
+
+describe('a mesh peer as the caller (Word.PEER_CALLER)', () => {
+  it('is marked in the channel for each request the scheduler places, and cleared for a local one', () => {
+    const scheduler = new Scheduler({ maxQueue: 100, abortGraceMs: 1000, arena: null, recycle: () => {} });
+    const buffer = new SharedArrayBuffer(layout.totalBytes);
+    const words = new Int32Array(buffer);
+    const replica = new Replica(0, 'r0', 4, 1e6);
+    const channel = new ControllerChannel(buffer, layout, scheduler.sinkFor(replica));
+    replica.attach(channel, new Map([['x@1.0', 0]]));
+    scheduler.addReplica(replica);
+    const call = (fromPeer: boolean) => {
+      const c = new PendingCall(group, new Uint8Array(4), null, 0, scheduler.nextSeq(), 0, 0, undefined, () => {}, () => {});
+      c.fromPeer = fromPeer;
+      return c;
+    };
+    try {
+      assert.equal(Atomics.load(words, Word.PEER_CALLER), 0);
+      scheduler.submit(call(true));
+      assert.equal(Atomics.load(words, Word.PEER_CALLER), 1);
+      scheduler.submit(call(true));
+      assert.equal(Atomics.load(words, Word.PEER_CALLER), 1);
+      scheduler.submit(call(false));
+      assert.equal(Atomics.load(words, Word.PEER_CALLER), 0);
+    } finally {
+      channel.close();
+      scheduler.close();
+    }
+  });
+
+  it('the worker does not spin for a peer the way it spins for a local caller waiting on each answer', { skip: ONE_CPU ? 'one CPU: the worker never spins' : false }, async () => {
+    const { capabilities } = await loadWorkerModule(new URL('../fixtures/workers/echo-worker.js', import.meta.url));
+    const cap = capabilities[0]!;
+    /** Milliseconds from the worker's start to its park, after it answered one request. */
+    const untilPark = (fromPeer: boolean): number => {
+      const buffer = new SharedArrayBuffer(layout.totalBytes);
+      const words = new Int32Array(buffer);
+      let parkedAt = 0;
+      // The worker runs on this thread: its park ends it, so that the test goes on.
+      const wake: Wake = {
+        wait() {
+          parkedAt = performance.now();
+          Atomics.store(words, Word.SHUTDOWN, 1);
+        },
+        waitAsync: () => null,
+        notify() {},
+      };
+      const channel = new ControllerChannel(buffer, layout, () => {}, wake);
+      const { bytes } = cap.schema.input.encode({ data: new Uint8Array([1, 2, 3]) }, null);
+      assert.equal(channel.place(1, 0, 0, bytes, null, fromPeer), true);
+      let stopped = false;
+      const loop = new WorkerLoop(buffer, layout, null, capabilities, createConsoleLogger('silent'), () => (stopped = true), wake);
+      const start = performance.now();
+      loop.start();
+      assert.ok(stopped, 'the worker did not leave its loop');
+      channel.close();
+      return parkedAt - start;
+    };
+    // A local caller's first gap is spun for up to 2 ms before the worker parks; a peer's for up to 64 µs.
+    const local = untilPark(false);
+    const peer = untilPark(true);
+    assert.ok(local >= 1.5, `the worker parked ${local.toFixed(3)} ms after answering a local caller: it should spin first`);
+    assert.ok(peer < 1, `the worker parked ${peer.toFixed(3)} ms after answering a mesh peer: it spun for the peer's next call`);
+  });
+});
