@@ -107,7 +107,7 @@ export class ControllerChannel {
   /**
    * Places a request; false when its payload needs overflow space the worker has not released
    * yet. The caller keeps inFlight below the slot count, so a slot is always free. `fromPeer`: a
-   * mesh peer's call (the worker then parks at once after it; see Word.PEER_CALLER).
+   * mesh peer's call (the worker then spins only briefly for the next; see Word.PEER_CALLER).
    */
   place(ticket: number, kind: number, deadline: number, payload: Payload, refs: readonly ArenaRef[] | null, fromPeer = false): boolean {
     if (fromPeer !== this.#peerCaller) this.#markPeerCaller(fromPeer);

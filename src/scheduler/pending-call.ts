@@ -48,7 +48,7 @@ export class PendingCall {
   outputBytes = false;
   /**
    * A mesh peer's call: its caller's next request is at least a network round trip away, so the
-   * worker parks at once after it instead of spinning for that request (see WorkerLoop).
+   * worker spins for it briefly (64 µs at most), not for up to 2 ms (see WorkerLoop.peerSpin).
    */
   fromPeer = false;
   /** performance.now() at submission and at placement, recorded only while a CallObserver watches. */

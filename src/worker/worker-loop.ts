@@ -62,13 +62,13 @@ export class WorkerLoop {
    * Up to 2 ms for a local caller that waits on each answer, whose wake-up a park would add to
    * each call (one HTTP connection: 57 µs round trip spinning, 73 µs parking). While its caller is
    * behind, a park is priced at 500 µs of spinning instead, which keeps the spin at 64-128 µs
-   * under 64 HTTP connections. A mesh peer's calls get no spin at all (Word.PEER_CALLER).
+   * under 64 HTTP connections. A mesh peer's calls have a spin of their own (peerSpin).
    */
   private readonly spin = new ArrivalSpin(2, 2000, 500);
   /**
-   * For a mesh peer's calls (Word.PEER_CALLER) that it waits on each answer of: up to 64 µs, and a
-   * park priced at 64 µs. Its next call is a network round trip away (hundreds of µs at least), so
-   * it is not spun for: a spin would hold a CPU all that time to save one wake-up, and where the
+   * For a mesh peer's calls (Word.PEER_CALLER), while the peer waits on each answer: up to 64 µs,
+   * and a park priced at 64 µs. Its next call is a network round trip away (hundreds of µs at
+   * least), so it is not spun for: a spin would hold a CPU all that time to save one wake-up, and where the
    * caller, nats-server and this node's event loop need that CPU it delays the very call it waits
    * for. Calls that come closer (a burst, many in flight) still get a short spin. Mesh bench,
    * alternating runs: remote p50 1.15-1.41x raw NATS spinning up to 2 ms, 1.08-1.18x parking.
