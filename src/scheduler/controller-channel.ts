@@ -110,7 +110,7 @@ export class ControllerChannel {
    * mesh peer's call (the worker then spins only briefly for the next; see Word.PEER_CALLER).
    */
   place(ticket: number, kind: number, deadline: number, payload: Payload, refs: readonly ArenaRef[] | null, fromPeer = false): boolean {
-    if (fromPeer !== this.#peerCaller) this.#markPeerCaller(fromPeer);
+    this.#markPeerCaller(fromPeer);
     if (!this.requests.write(ticket, kind, deadline, payload, refs)) return false;
     this.inFlight++;
     if (this.#watch === undefined) this.#startWatch();
@@ -129,6 +129,7 @@ export class ControllerChannel {
 
   /** Written before the request it describes is published, so the worker sees both together. */
   #markPeerCaller(fromPeer: boolean): void {
+    if (fromPeer === this.#peerCaller) return;
     this.#peerCaller = fromPeer;
     Atomics.store(this.i32, Word.PEER_CALLER, fromPeer ? 1 : 0);
   }
@@ -146,7 +147,7 @@ export class ControllerChannel {
 
   /** place(), for a request of the batch begun by beginBatch(): written now, published by endBatch(). */
   placeInBatch(ticket: number, kind: number, deadline: number, payload: Payload, refs: readonly ArenaRef[] | null, fromPeer = false): boolean {
-    if (fromPeer !== this.#peerCaller) this.#markPeerCaller(fromPeer);
+    this.#markPeerCaller(fromPeer);
     if (!this.requests.write(ticket, kind, deadline, payload, refs, false)) return false;
     this.inFlight++;
     if (this.#watch === undefined) this.#startWatch();

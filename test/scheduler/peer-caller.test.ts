@@ -1,38 +1,22 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseCapabilityRequest } from '../../src/router/capability-ref.js';
-import type { CapabilityRoute, RouteGroup } from '../../src/router/capability-registry.js';
-import type { CapabilitySchema } from '../../src/router/capability-schema.js';
 import { ControllerChannel } from '../../src/scheduler/controller-channel.js';
 import { PendingCall } from '../../src/scheduler/pending-call.js';
-import { Replica } from '../../src/scheduler/replica.js';
 import { computeLayout, Word } from '../../src/scheduler/ring-layout.js';
-import { Scheduler } from '../../src/scheduler/scheduler.js';
 import { ONE_CPU } from '../../src/scheduler/spin-budget.js';
 import type { Wake } from '../../src/scheduler/wake.js';
 import { createConsoleLogger } from '../../src/logger.js';
 import { loadWorkerModule } from '../../src/worker/load-worker-module.js';
 import { WorkerLoop } from '../../src/worker/worker-loop.js';
+import { groupOf, oneReplica } from '../support/one-replica.js';
 
 const layout = computeLayout({ slots: 4, slotBytes: 128, overflowBytes: 4096 });
 
-const group: RouteGroup = {
-  text: 'x@1',
-  request: parseCapabilityRequest('x@1'),
-  candidates: [{ provider: 0, capability: { name: 'x', major: 1, minor: 0 }, remote: false, key: 'x@1.0', schema: {} as CapabilitySchema, index: 0, sharesArena: false, batch: undefined } as CapabilityRoute],
-  sharesArena: false,
-  batched: false,
-};
-
 describe('a mesh peer as the caller (Word.PEER_CALLER)', () => {
   it('is marked in the channel for each request the scheduler places, and cleared for a local one', () => {
-    const scheduler = new Scheduler({ maxQueue: 100, abortGraceMs: 1000, arena: null, recycle: () => {} });
-    const buffer = new SharedArrayBuffer(layout.totalBytes);
-    const words = new Int32Array(buffer);
-    const replica = new Replica(0, 'r0', 4, 1e6);
-    const channel = new ControllerChannel(buffer, layout, scheduler.sinkFor(replica));
-    replica.attach(channel, new Map([['x@1.0', 0]]));
-    scheduler.addReplica(replica);
+    const setup = oneReplica(4);
+    const { scheduler, words } = setup;
+    const group = groupOf('x@1');
     const call = (fromPeer: boolean) => {
       const c = new PendingCall(group, new Uint8Array(4), null, 0, scheduler.nextSeq(), 0, 0, undefined, () => {}, () => {});
       c.fromPeer = fromPeer;
@@ -47,8 +31,7 @@ describe('a mesh peer as the caller (Word.PEER_CALLER)', () => {
       scheduler.submit(call(false));
       assert.equal(Atomics.load(words, Word.PEER_CALLER), 0);
     } finally {
-      channel.close();
-      scheduler.close();
+      setup.close();
     }
   });
 
