@@ -34,8 +34,10 @@ export interface ParserLimits {
 const CRLF = Buffer.from('\r\n');
 const HEAD_END = Buffer.from('\r\n\r\n');
 const EMPTY = Buffer.alloc(0);
-const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) HTTP\/1\.([01])$/;
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** Bytes of a token (RFC 9110 tchar): 1, or 2 for an upper-case letter; 0 for any other byte. */
+const TCHAR = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
+for (let c = 65; c <= 90; c++) TCHAR[c] = 2;
 const DIGITS = /^\d+$/;
 const CLOSE = /(?:^|,)\s*close\s*(?:,|$)/i;
 const KEEP_ALIVE = /(?:^|,)\s*keep-alive\s*(?:,|$)/i;
@@ -128,22 +130,39 @@ export class Http1Parser {
       return null;
     }
     if (end > this.limits.maxHeaderBytes) return { kind: 'error', status: 431, message: `the request line and headers pass ${this.limits.maxHeaderBytes} bytes` };
-    const lines = buf.toString('latin1', 0, end).split('\r\n');
+    const text = buf.toString('latin1', 0, end);
     this.#buf = buf.subarray(end + 4);
-    const line = REQUEST_LINE.exec(lines[0]!);
-    if (line === null) return { kind: 'error', status: 400, message: `not an HTTP/1.x request line: ${JSON.stringify(lines[0]!.slice(0, 100))}` };
+    const line = requestLine(text);
+    if (line === null) return { kind: 'error', status: 400, message: `not an HTTP/1.x request line: ${JSON.stringify(text.slice(0, Math.min(100, text.indexOf('\r\n') >>> 0)))}` };
     const headers = new Map<string, string>();
-    for (let i = 1; i < lines.length; i++) {
-      const h = lines[i]!;
-      const colon = h.indexOf(':');
-      const name = colon > 0 ? h.slice(0, colon) : '';
-      if (!TOKEN.test(name)) return { kind: 'error', status: 400, message: `malformed header line: ${JSON.stringify(h.slice(0, 100))}` };
-      const key = name.toLowerCase();
-      const value = h.slice(colon + 1).trim();
+    // Character by character, not split and regular expressions: this runs for every request.
+    for (let at = line.next; at < end; ) {
+      let eol = text.indexOf('\r\n', at);
+      if (eol < 0) eol = end;
+      let i = at;
+      let upper = false;
+      for (; i < eol; i++) {
+        const t = TCHAR[text.charCodeAt(i)]!;
+        if (t === 0) break;
+        if (t === 2) upper = true;
+      }
+      if (i === at || text.charCodeAt(i) !== 58) return { kind: 'error', status: 400, message: `malformed header line: ${JSON.stringify(text.slice(at, Math.min(eol, at + 100)))}` };
+      const key = upper ? text.slice(at, i).toLowerCase() : text.slice(at, i);
+      let from = i + 1;
+      let to = eol;
+      while (from < to && (text.charCodeAt(from) === 32 || text.charCodeAt(from) === 9)) from++;
+      while (to > from && (text.charCodeAt(to - 1) === 32 || text.charCodeAt(to - 1) === 9)) to--;
+      for (let k = from; k < to; k++) {
+        const c = text.charCodeAt(k);
+        // A CR or LF inside a value is how a second request gets smuggled into the first.
+        if ((c < 32 && c !== 9) || c === 127) return { kind: 'error', status: 400, message: `header ${JSON.stringify(key)} holds a control character (${c})` };
+      }
+      const value = text.slice(from, to);
       const seen = headers.get(key);
       headers.set(key, seen === undefined ? value : `${seen}, ${value}`);
+      at = eol + 2;
     }
-    const minor = line[3] === '1' ? 1 : 0;
+    const minor = line.minor;
     const connection = headers.get('connection');
     const keepAlive = connection === undefined ? minor === 1 : minor === 1 ? !CLOSE.test(connection) : KEEP_ALIVE.test(connection);
     let length = 0;
@@ -169,7 +188,7 @@ export class Http1Parser {
     if (expect !== undefined && expect.toLowerCase() !== '100-continue') return { kind: 'error', status: 417, message: `Expect ${JSON.stringify(expect)} is not supported` };
     return {
       kind: 'head',
-      pending: { method: line[1]!, url: line[2]!, minor, headers, keepAlive, length, continueSent: expect === undefined || minor === 0, chunks: [], size: 0, chunkLeft: -1 },
+      pending: { method: line.method, url: line.url, minor, headers, keepAlive, length, continueSent: expect === undefined || minor === 0, chunks: [], size: 0, chunkLeft: -1 },
     };
   }
 
@@ -230,4 +249,20 @@ export class Http1Parser {
     this.#pending = null;
     return { kind: 'request', request: { method: p.method, url: p.url, minor: p.minor, headers: p.headers, keepAlive: p.keepAlive, body } };
   }
+}
+
+/** `method SP request-target SP HTTP/1.x` up to the first CRLF; `next` is where the headers start. */
+function requestLine(text: string): { method: string; url: string; minor: number; next: number } | null {
+  let eol = text.indexOf('\r\n');
+  if (eol < 0) eol = text.length;
+  let i = 0;
+  while (i < eol && TCHAR[text.charCodeAt(i)] !== 0) i++;
+  if (i === 0 || text.charCodeAt(i) !== 32) return null;
+  const from = ++i;
+  // Any visible byte, as node:http's parser takes it; no spaces or control characters.
+  for (let c = text.charCodeAt(i); i < eol && c > 32 && c !== 127; c = text.charCodeAt(++i));
+  if (i === from || eol - i !== 9 || !text.startsWith(' HTTP/1.', i)) return null;
+  const minor = text.charCodeAt(eol - 1) - 48;
+  if (minor !== 0 && minor !== 1) return null;
+  return { method: text.slice(0, from - 1), url: text.slice(from, i), minor, next: eol + 2 };
 }

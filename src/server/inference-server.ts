@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import type { Socket } from 'node:net';
 import type protobuf from 'protobufjs';
 import type { CallOptions, Controller } from '../controller/controller.js';
 import { CaphostError, ErrorCode } from '../errors.js';
@@ -152,7 +151,7 @@ export class InferenceServer {
     const path = q < 0 ? url : url.slice(0, q);
     try {
       if (path.startsWith(MODELS)) return this.#modelRoute(req, res, path);
-      if (path.startsWith(CALL)) return this.#callRoute(req, res, decodeURIComponent(path.slice(CALL.length)));
+      if (path.startsWith(CALL)) return this.#callRoute(req, res, unescapePath(path.slice(CALL.length)));
       switch (path) {
         case '/v2/health/live':
           if (this.#method(req, res, 'GET', 'health')) this.#send(res, 'health', 200, JSON_TYPE, '{"live":true}');
@@ -184,11 +183,11 @@ export class InferenceServer {
   /** /v2/models/{name}[/versions/{version}][/ready|/infer] */
   #modelRoute(req: Http1Request, res: Http1Response, path: string): void {
     const parts = path.slice(MODELS.length).split('/');
-    const name = decodeURIComponent(parts[0]!);
+    const name = unescapePath(parts[0]!);
     let version: string | undefined;
     let rest = 1;
     if (parts[1] === 'versions' && parts.length >= 3) {
-      version = decodeURIComponent(parts[2]!);
+      version = unescapePath(parts[2]!);
       rest = 3;
     }
     const action = parts.length === rest ? '' : parts.length === rest + 1 ? parts[rest]! : undefined;
@@ -295,7 +294,7 @@ export class InferenceServer {
       this.#fail(res, route, this.#notServing());
       return;
     }
-    const options: CallOptions = { signal: disconnectSignal(res.socket), deadlineMs, priority };
+    const options: CallOptions = { signal: res.disconnected, deadlineMs, priority };
     this.#inFlight++;
     this.#controller!.call<Record<string, unknown>>(capability, input, options).then(
       (output) => {
@@ -360,22 +359,9 @@ export class InferenceServer {
   }
 }
 
-/**
- * Aborted when the client's connection closes. One per connection, made on its first call: a
- * keep-alive connection carries one request at a time (and a closed one strands all it carried),
- * so the calls on it share the signal instead of each allocating its own.
- */
-const disconnects = new WeakMap<Socket, AbortSignal>();
-
-function disconnectSignal(socket: Socket): AbortSignal {
-  let signal = disconnects.get(socket);
-  if (signal === undefined) {
-    const abort = new AbortController();
-    signal = abort.signal;
-    disconnects.set(socket, signal);
-    socket.once('close', () => abort.abort(new CaphostError(ErrorCode.CANCELLED, 'the client closed its connection')));
-  }
-  return signal;
+/** decodeURIComponent, skipped for the usual segment that has nothing to decode. */
+function unescapePath(segment: string): string {
+  return segment.includes('%') ? decodeURIComponent(segment) : segment;
 }
 
 function live(state: string): boolean {

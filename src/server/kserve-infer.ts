@@ -110,22 +110,34 @@ export function parseInferRequest(model: Model, body: Buffer, headerLength: stri
 
 /** The response body: JSON alone, or JSON followed by binary tensor data with the header's length. */
 export function inferResponse(model: Model, plan: InferPlan, output: Record<string, unknown>): { body: string | Buffer; jsonLength: number | undefined } {
-  const response: { model_name: string; model_version: string; id?: string; outputs: WireTensor[] } = { model_name: model.name, model_version: model.version, outputs: [] };
-  if (plan.id !== undefined) response.id = plan.id;
+  // Written as JSON.stringify writes the object { model_name, model_version, id?, outputs }, but
+  // without building it: this runs for every answer.
+  let head = `{"model_name":${JSON.stringify(model.name)},"model_version":${JSON.stringify(model.version)}`;
+  if (plan.id !== undefined) head += `,"id":${JSON.stringify(plan.id)}`;
+  head += ',"outputs":[';
   if (!plan.anyBinary) {
-    for (const o of plan.outputs) response.outputs.push(jsonOutput(model.name, o.spec, output));
-    return { body: JSON.stringify(response), jsonLength: undefined };
+    let json = head;
+    for (let i = 0; i < plan.outputs.length; i++) json += (i === 0 ? '' : ',') + tensorJson(jsonOutput(model.name, plan.outputs[i]!.spec, output));
+    return { body: `${json}]}`, jsonLength: undefined };
   }
   const parts: Buffer[] = [];
-  for (const o of plan.outputs) {
+  let json = head;
+  for (let i = 0; i < plan.outputs.length; i++) {
+    const o = plan.outputs[i]!;
+    if (i > 0) json += ',';
     if (!o.binary) {
-      response.outputs.push(jsonOutput(model.name, o.spec, output));
+      json += tensorJson(jsonOutput(model.name, o.spec, output));
       continue;
     }
     const { tensor, bytes } = binaryOutput(model.name, o.spec, output);
-    response.outputs.push(tensor);
+    json += JSON.stringify(tensor);
     parts.push(bytes);
   }
-  const json = Buffer.from(JSON.stringify(response), 'utf8');
-  return { body: Buffer.concat([json, ...parts]), jsonLength: json.length };
+  const header = Buffer.from(`${json}]}`, 'utf8');
+  return { body: Buffer.concat([header, ...parts]), jsonLength: header.length };
+}
+
+/** JSON.stringify(t) for a tensor with inline data: its keys in the order jsonOutput makes them. */
+function tensorJson(t: WireTensor): string {
+  return `{"name":${JSON.stringify(t.name)},"datatype":${JSON.stringify(t.datatype)},"shape":${JSON.stringify(t.shape)},"data":${JSON.stringify(t.data)}}`;
 }

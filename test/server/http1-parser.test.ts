@@ -72,6 +72,11 @@ test('refusals carry the status to answer', () => {
   assert.equal(status('GET / HTTP/2.0\r\n\r\n'), 400);
   assert.equal(status('GET / HTTP/1.1\r\nBad Header\r\n\r\n'), 400);
   assert.equal(status('GET / HTTP/1.1\r\n folded: x\r\n\r\n'), 400);
+  // A bare CR or LF inside a header is how a second request gets smuggled into the first.
+  assert.equal(status('GET / HTTP/1.1\r\nX-A: 1\rContent-Length: 5\r\n\r\n'), 400);
+  assert.equal(status('GET / HTTP/1.1\r\nX-A: 1\nContent-Length: 5\r\n\r\n'), 400);
+  assert.equal(status('GET /a b HTTP/1.1\r\n\r\n'), 400);
+  assert.equal(status('GET / HTTP/1.10\r\n\r\n'), 400);
   assert.equal(status('POST / HTTP/1.1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n'), 400);
   assert.equal(status('POST / HTTP/1.1\r\nContent-Length: 1, 2\r\n\r\n'), 400);
   assert.equal(status('POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n'), 400);

@@ -63,6 +63,27 @@ describe('Http1Server', () => {
     assert.match(text, /Connection: close\r\n/);
   });
 
+  test('a client that pipelines and does not read is read no further; once it reads, every answer comes, in order', { timeout: 30_000 }, async () => {
+    const socket: Socket = connect(port, '127.0.0.1');
+    await new Promise((r) => socket.once('connect', r));
+    socket.pause();
+    const n = 40_000;
+    const pad = 'x'.repeat(300);
+    const requests = Buffer.from(Array.from({ length: n }, (_, i) => `GET /p${i}?${pad} HTTP/1.1\r\n\r\n`).join(''));
+    socket.write(requests);
+    // The answers fill the kernel's buffers and the server's; it must stop reading, not buffer 40 000 answers.
+    await new Promise((r) => setTimeout(r, 300));
+    let text = '';
+    socket.on('data', (b: Buffer) => (text += b.toString('latin1')));
+    socket.resume();
+    const until = Date.now() + 20_000;
+    while ((text.match(/\r\n\r\nGET \/p\d+\?x+ \[\]/g)?.length ?? 0) < n && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    socket.destroy();
+    const urls = [...text.matchAll(/\r\n\r\nGET \/p(\d+)\?x+ \[\]/g)].map((m) => Number(m[1]));
+    assert.equal(urls.length, n);
+    assert.ok(urls.every((u, i) => u === i), 'answers in request order');
+  });
+
   test('a chunked body, sent in pieces', async () => {
     const { text } = await exchange(port, ['POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nab', 'c\r\n2\r\nde\r\n0\r\n\r\n'], 2000, 20);
     assert.match(text, /^HTTP\/1\.1 200 OK\r\n/);
