@@ -4,6 +4,7 @@
  * output back to the protocol's response.
  */
 import { CaphostError, ErrorCode } from '../errors.js';
+import { scanInferRequest } from './infer-request-scan.js';
 import type { Model } from './model-table.js';
 import { type TensorSpec, type WireTensor, binaryOutput, jsonOutput, messageFromTensors } from './tensor-mapping.js';
 
@@ -29,6 +30,12 @@ const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typ
 
 /** Parses and checks an infer request before anything is called; every mistake names its place in the request. */
 export function parseInferRequest(model: Model, body: Buffer, headerLength: string | undefined, defaultDeadlineMs: number | undefined): InferPlan {
+  const scanned = headerLength === undefined ? scanInferRequest(body) : null;
+  if (scanned !== null) {
+    // No parameters, no outputs requested, no binary data: every output, as JSON.
+    const message = messageFromTensors(model.name, model.inputs, scanned.inputs, null);
+    return { message, id: scanned.id, outputs: allOutputsAsJson(model), anyBinary: false, deadlineMs: defaultDeadlineMs, priority: undefined };
+  }
   let jsonEnd = body.length;
   if (headerLength !== undefined) {
     jsonEnd = Number(headerLength);
@@ -106,6 +113,17 @@ export function parseInferRequest(model: Model, body: Buffer, headerLength: stri
     }
   }
   return { message, id, outputs, anyBinary: outputs.some((o) => o.binary), deadlineMs, priority };
+}
+
+const jsonOutputs = new WeakMap<Model, readonly RequestedOutput[]>();
+
+function allOutputsAsJson(model: Model): readonly RequestedOutput[] {
+  let outputs = jsonOutputs.get(model);
+  if (outputs === undefined) {
+    outputs = model.outputs.map((spec) => ({ spec, binary: false }));
+    jsonOutputs.set(model, outputs);
+  }
+  return outputs;
 }
 
 /** The response body: JSON alone, or JSON followed by binary tensor data with the header's length. */
