@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -376,17 +377,14 @@ class TcpServer : public Napi::ObjectWrap<TcpServer> {
  private:
   Server* s_ = nullptr;
 
+  // The environment ends (process exit, a worker thread's end): close every handle without
+  // calling into JS; the Server is freed by the last close callback if the loop runs again.
   static void OnEnvCleanup(void* arg) {
     TcpServer* self = static_cast<TcpServer*>(arg);
-    if (self->s_ == nullptr) return;
-    // The loop will not run again to close handles: close the sockets now and leak the rest.
-    Server* s = self->s_;
-    for (auto& [id, c] : s->conns) close(c->fd);
-    if (s->listenFd >= 0) close(s->listenFd);
-    self->s_ = nullptr;
+    if (self->s_ != nullptr) self->Orphan();
   }
 
-  // The JS object is being collected (only possible once every handle is closed) or the env ends.
+  // The JS object is being collected (only possible once every handle is closed), or the env ends.
   void Orphan() {
     Server* s = s_;
     s_ = nullptr;
@@ -397,6 +395,9 @@ class TcpServer : public Napi::ObjectWrap<TcpServer> {
     s->context = nullptr;
     if (s->slab != nullptr) napi_delete_reference(s->env, s->slab);
     s->slab = nullptr;
+    // Close callbacks may run after the env is gone: nothing they do may touch it.
+    if (s->self != nullptr) napi_delete_reference(s->env, s->self);
+    s->self = nullptr;
     StopListening(s);
     for (auto& [id, c] : s->conns) CloseConn(c, 0);
     MaybeFree(s);
@@ -607,7 +608,16 @@ class TcpServer : public Napi::ObjectWrap<TcpServer> {
 }  // namespace
 }  // namespace caphost
 
+// Close callbacks of a worker thread's sockets run after its env is gone, when Node has already
+// dlclose()d the addon for that env: a second, never-closed handle keeps this code mapped.
+static void PinLibrary() {
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void*>(&PinLibrary), &info) != 0 && info.dli_fname != nullptr)
+    dlopen(info.dli_fname, RTLD_NOW | RTLD_NODELETE);
+}
+
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  PinLibrary();
   exports.Set("TcpServer", caphost::TcpServer::Define(env));
   return exports;
 }

@@ -26,7 +26,8 @@ export class ServerMetrics {
   private readonly batch: BucketHistogram;
   private readonly children = new Map<string, LatencyChildren>();
   private readonly batchChildren = new Map<string, HistogramSeries>();
-  private readonly answeredCounts = new Map<string, number>();
+  /** By route (a constant string), then status: no key is built per request. */
+  private readonly answeredCounts = new Map<string, Map<number, number>>();
   private restartsSeen = new Map<string, number>();
 
   constructor() {
@@ -48,9 +49,8 @@ export class ServerMetrics {
       // Counted in a plain map on the request path and handed to prom-client when scraped.
       collect() {
         this.reset();
-        for (const [key, n] of answered) {
-          const cut = key.indexOf(' ');
-          this.labels({ route: key.slice(0, cut), status: key.slice(cut + 1) }).inc(n);
+        for (const [route, byStatus] of answered) {
+          for (const [status, n] of byStatus) this.labels({ route, status: String(status) }).inc(n);
         }
       },
     });
@@ -182,8 +182,9 @@ export class ServerMetrics {
 
   /** Counts one answered HTTP request. */
   answered(route: string, status: number): void {
-    const key = `${route} ${status}`;
-    this.answeredCounts.set(key, (this.answeredCounts.get(key) ?? 0) + 1);
+    let byStatus = this.answeredCounts.get(route);
+    if (byStatus === undefined) this.answeredCounts.set(route, (byStatus = new Map()));
+    byStatus.set(status, (byStatus.get(status) ?? 0) + 1);
   }
 
   get contentType(): string {

@@ -1,5 +1,6 @@
 /** The native TCP server under `caphost serve`: events, slabs, back-pressure, half-close, errors. */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { connect, createServer, type Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
@@ -163,4 +164,39 @@ test('listen: a port in use is refused with EADDRINUSE; a name that is not an ad
   } catch (err) {
     assert.match(String(err), /EADDRNOTAVAIL|EAFNOSUPPORT|Address family|Cannot assign/);
   }
+});
+
+test('a worker thread that ends with its server listening and a connection open takes them down cleanly', { timeout: 60_000 }, async () => {
+  // Its sockets' close callbacks run after its env is gone and Node has unloaded the addon for
+  // it; before the addon pinned itself in memory, that crashed the process. A process of its
+  // own, so that no other env holds the addon loaded.
+  const binding = new URL('../../src/native/net-binding.js', import.meta.url).href;
+  const worker = `
+    const { parentPort } = require('node:worker_threads');
+    import(${JSON.stringify(binding)}).then(({ createTcpServer }) => {
+      const tcp = createTcpServer((kind) => { if (kind === 0) parentPort.postMessage('connection'); });
+      parentPort.postMessage(tcp.listen('127.0.0.1', 0, 16));
+    });`;
+  const main = `
+    const { Worker } = require('node:worker_threads');
+    const { once } = require('node:events');
+    const { connect } = require('node:net');
+    (async () => {
+      for (let round = 0; round < 3; round++) {
+        const w = new Worker(${JSON.stringify(worker)}, { eval: true });
+        const [port] = await once(w, 'message');
+        const c = connect(port, '127.0.0.1');
+        c.on('error', () => {});
+        await once(w, 'message');
+        await w.terminate();
+        c.destroy();
+      }
+      console.log('done');
+    })();`;
+  const child = spawn(process.execPath, ['-e', main], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (out += b.toString()));
+  const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
+  assert.deepEqual([code, signal, out.trim()], [0, null, 'done']);
 });
