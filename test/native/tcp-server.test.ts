@@ -200,3 +200,65 @@ test('a worker thread that ends with its server listening and a connection open 
   const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
   assert.deepEqual([code, signal, out.trim()], [0, null, 'done']);
 });
+
+test('out of descriptors, the server waits instead of spinning on its backlog, and accepts again once some close', { timeout: 60_000 }, async () => {
+  // A child with a low descriptor limit; the parent opens more connections than it can accept.
+  const binding = new URL('../../src/native/net-binding.js', import.meta.url).href;
+  const server = `
+    import(${JSON.stringify(binding)}).then(({ createTcpServer }) => {
+      let open = 0;
+      let accepted = 0;
+      const tcp = createTcpServer((kind, id) => {
+        if (kind === 0) (open++, accepted++);
+        if (kind === 2) tcp.destroy(id);
+        if (kind === 4) open--;
+      });
+      console.log(tcp.listen('127.0.0.1', 0, 512));
+      let cpu = process.cpuUsage();
+      setInterval(() => {
+        const used = process.cpuUsage(cpu);
+        cpu = process.cpuUsage();
+        console.log(JSON.stringify({ open, accepted, cpuMs: (used.user + used.system) / 1000 }));
+      }, 250);
+    });`;
+  const child = spawn('sh', ['-c', `ulimit -n 64 && exec "${process.execPath}" -e '${server.replace(/'/g, `'"'"'`)}'`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines: string[] = [];
+  let buffered = '';
+  child.stdout.on('data', (b: Buffer) => {
+    buffered += b.toString();
+    const parts = buffered.split('\n');
+    buffered = parts.pop()!;
+    lines.push(...parts);
+  });
+  const reports = () => lines.slice(1).map((l) => JSON.parse(l) as { open: number; accepted: number; cpuMs: number });
+  const waitFor = async (ok: () => boolean, what: string) => {
+    const until = Date.now() + 20_000;
+    while (!ok()) {
+      if (Date.now() > until) throw new Error(`${what}; child said ${lines.slice(-3).join(' | ')}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  try {
+    await waitFor(() => lines.length > 0, 'no port');
+    const port = Number(lines[0]);
+    const sockets: Socket[] = [];
+    for (let i = 0; i < 100; i++) {
+      const s = connect(port, '127.0.0.1');
+      s.on('error', () => {});
+      sockets.push(s);
+    }
+    // Accepted up to the limit; the rest wait in the backlog.
+    await waitFor(() => reports().length > 6, 'no reports');
+    const full = reports().slice(-3);
+    assert.ok(full.every((r) => r.open > 10 && r.open < 64), JSON.stringify(full));
+    assert.ok(full.every((r) => r.cpuMs < 100), `spinning on the backlog: ${JSON.stringify(full)}`);
+    const before = full.at(-1)!.accepted;
+    assert.ok(before < 100);
+    // Those it accepted first close: their places go to connections from the backlog.
+    for (const s of sockets.splice(0, 30)) s.destroy();
+    await waitFor(() => reports().at(-1)!.accepted >= before + 20, 'did not accept again');
+    for (const s of sockets) s.destroy();
+  } finally {
+    child.kill();
+  }
+});
