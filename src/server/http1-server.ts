@@ -113,6 +113,8 @@ class Connection {
   #disconnect: AbortController | undefined;
   /** Date.now() when the state (or, while reading, the request) began. */
   since = Date.now();
+  /** Date.now() when answers began to wait for the client to read them. */
+  private drainSince = 0;
 
   constructor(
     readonly id: number,
@@ -174,15 +176,18 @@ class Connection {
   }
 
   write(head: string, body: string | Buffer | undefined): void {
-    if (this.server.tcp.write(this.id, head, body) > 0) {
+    if (this.server.tcp.write(this.id, head, body) > 0 && !this.draining) {
       // The client does not read as fast as we answer: no more requests from it until it does.
       this.draining = true;
+      this.drainSince = Date.now();
       this.#flow();
     }
   }
 
   drained(): void {
     this.draining = false;
+    // The keep-alive and request clocks run from when the answer was out, not from when it was queued.
+    this.since = Date.now();
     this.#flow();
     if (this.state === 'idle' || this.state === 'reading') this.drive();
   }
@@ -249,10 +254,15 @@ class Connection {
     if (this.parser.buffered > 0) this.drive();
   }
 
-  /** Called by the server's timer: closes the connection when it has been idle or slow too long. */
+  /**
+   * Called by the server's timer: closes the connection when it has been idle or slow too long.
+   * A client that does not read its answers gets as long as a request may take to arrive.
+   */
   check(now: number): void {
     const o = this.server.options;
-    if (this.state === 'idle' && now - this.since > o.keepAliveTimeoutMs) this.destroy();
+    if (this.draining) {
+      if (now - this.drainSince > o.requestTimeoutMs) this.destroy();
+    } else if (this.state === 'idle' && now - this.since > o.keepAliveTimeoutMs) this.destroy();
     else if (this.state === 'reading') {
       const limit = this.parser.headersDone ? o.requestTimeoutMs : Math.min(o.headersTimeoutMs, o.requestTimeoutMs);
       if (now - this.since > limit) {

@@ -71,8 +71,9 @@ describe('Http1Server', () => {
     const pad = 'x'.repeat(300);
     const requests = Buffer.from(Array.from({ length: n }, (_, i) => `GET /p${i}?${pad} HTTP/1.1\r\n\r\n`).join(''));
     socket.write(requests);
-    // The answers fill the kernel's buffers and the server's; it must stop reading, not buffer 40 000 answers.
-    await new Promise((r) => setTimeout(r, 300));
+    // The answers fill the kernel's buffers and the server's; it must stop reading, not buffer 40 000
+    // answers. (Less than requestTimeoutMs: a client that does not read for that long is dropped.)
+    await new Promise((r) => setTimeout(r, 150));
     let text = '';
     socket.on('data', (b: Buffer) => (text += b.toString('latin1')));
     socket.resume();
@@ -82,6 +83,26 @@ describe('Http1Server', () => {
     const urls = [...text.matchAll(/\r\n\r\nGET \/p(\d+)\?x+ \[\]/g)].map((m) => Number(m[1]));
     assert.equal(urls.length, n);
     assert.ok(urls.every((u, i) => u === i), 'answers in request order');
+  });
+
+  test('a client that never reads its answers is dropped after requestTimeoutMs', { timeout: 30_000 }, async () => {
+    const socket: Socket = connect(port, '127.0.0.1');
+    await new Promise((r) => socket.once('connect', r));
+    socket.on('error', () => {});
+    socket.pause();
+    const pad = 'x'.repeat(300);
+    socket.write(Buffer.from(Array.from({ length: 40_000 }, (_, i) => `GET /q${i}?${pad} HTTP/1.1\r\n\r\n`).join('')));
+    const t0 = Date.now();
+    // Reading stays paused; the only way to see the close is the socket's end of the stream.
+    await new Promise<void>((resolve) => {
+      socket.once('close', () => resolve());
+      socket.once('end', () => resolve());
+      setTimeout(() => {
+        socket.resume();
+      }, 5000);
+    });
+    assert.ok(Date.now() - t0 < 5000, `dropped after ${Date.now() - t0} ms`);
+    socket.destroy();
   });
 
   test('a chunked body, sent in pieces', async () => {
