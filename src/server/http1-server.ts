@@ -113,8 +113,9 @@ class Connection {
   #disconnect: AbortController | undefined;
   /** Date.now() when the state (or, while reading, the request) began. */
   since = Date.now();
-  /** Date.now() when answers began to wait for the client to read them. */
+  /** Date.now() when the client last took some of the answers that wait for it, and how much waited then. */
   private drainSince = 0;
+  private drainLeft = 0;
 
   constructor(
     readonly id: number,
@@ -180,6 +181,7 @@ class Connection {
       // The client does not read as fast as we answer: no more requests from it until it does.
       this.draining = true;
       this.drainSince = Date.now();
+      this.drainLeft = Infinity;
       this.#flow();
     }
   }
@@ -256,12 +258,16 @@ class Connection {
 
   /**
    * Called by the server's timer: closes the connection when it has been idle or slow too long.
-   * A client that does not read its answers gets as long as a request may take to arrive.
+   * A client that stops reading its answers gets as long as a request may take to arrive.
    */
   check(now: number): void {
     const o = this.server.options;
     if (this.draining) {
-      if (now - this.drainSince > o.requestTimeoutMs) this.destroy();
+      const left = this.server.tcp.pending(this.id);
+      if (left < this.drainLeft) {
+        this.drainLeft = left;
+        this.drainSince = now;
+      } else if (now - this.drainSince > o.requestTimeoutMs) this.destroy();
     } else if (this.state === 'idle' && now - this.since > o.keepAliveTimeoutMs) this.destroy();
     else if (this.state === 'reading') {
       const limit = this.parser.headersDone ? o.requestTimeoutMs : Math.min(o.headersTimeoutMs, o.requestTimeoutMs);

@@ -63,23 +63,34 @@ describe('Http1Server', () => {
     assert.match(text, /Connection: close\r\n/);
   });
 
-  test('a client that pipelines and does not read is read no further; once it reads, every answer comes, in order', { timeout: 30_000 }, async () => {
-    const socket: Socket = connect(port, '127.0.0.1');
+  test('a client that pipelines and does not read is read no further; once it reads, every answer comes, in order', { timeout: 60_000 }, async () => {
+    // A server of its own, with room to be slow: a loaded CI machine reads 16 MB at its own pace.
+    const own = new Http1Server(
+      { maxHeaderBytes: 4096, maxBodyBytes: 100, headersTimeoutMs: 30_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 30_000 },
+      (req, res) => res.send(200, ['Content-Type', 'text/plain'], `${req.method} ${req.url} [${req.body.toString()}]`),
+      (res, status, message) => res.send(status, [], message, true),
+    );
+    await own.listen(0, '127.0.0.1');
+    const socket: Socket = connect(own.address().port, '127.0.0.1');
+    socket.on('error', () => {});
     await new Promise((r) => socket.once('connect', r));
     socket.pause();
     const n = 40_000;
     const pad = 'x'.repeat(300);
     const requests = Buffer.from(Array.from({ length: n }, (_, i) => `GET /p${i}?${pad} HTTP/1.1\r\n\r\n`).join(''));
     socket.write(requests);
-    // The answers fill the kernel's buffers and the server's; it must stop reading, not buffer 40 000
-    // answers. (Less than requestTimeoutMs: a client that does not read for that long is dropped.)
-    await new Promise((r) => setTimeout(r, 150));
+    // The answers fill the kernel's buffers and the server's; it must stop reading, not buffer 40 000 answers.
+    await new Promise((r) => setTimeout(r, 300));
     let text = '';
     socket.on('data', (b: Buffer) => (text += b.toString('latin1')));
     socket.resume();
-    const until = Date.now() + 20_000;
-    while ((text.match(/\r\n\r\nGET \/p\d+\?x+ \[\]/g)?.length ?? 0) < n && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    const until = Date.now() + 40_000;
+    while ((text.match(/\r\n\r\nGET \/p\d+\?x+ \[\]/g)?.length ?? 0) < n && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
     socket.destroy();
+    await new Promise<void>((r) => {
+      own.closeAllConnections();
+      own.close(r);
+    });
     const urls = [...text.matchAll(/\r\n\r\nGET \/p(\d+)\?x+ \[\]/g)].map((m) => Number(m[1]));
     assert.equal(urls.length, n);
     assert.ok(urls.every((u, i) => u === i), 'answers in request order');
