@@ -79,6 +79,28 @@ describe('KServe v2 over HTTP against a real server', () => {
     });
   });
 
+  test('a body of many reads (60 KB of binary FP32, several requests in a row) comes through whole', async () => {
+    // The native server reads into 128 KiB slabs: these bodies span reads and slab boundaries.
+    for (let round = 0; round < 4; round++) {
+      const values = Float32Array.from({ length: 15_000 }, (_, i) => i * 0.25 - round);
+      const header = Buffer.from(JSON.stringify({
+        inputs: [{ name: 'values', shape: [values.length], datatype: 'FP32', parameters: { binary_data_size: values.byteLength } }],
+        outputs: [{ name: 'values', parameters: { binary_data: true } }],
+      }));
+      const res = await fetch(`${s.url}/v2/models/scale/infer`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/octet-stream', 'Inference-Header-Content-Length': String(header.length) },
+        body: Buffer.concat([header, Buffer.from(values.buffer)]),
+      });
+      assert.equal(res.status, 200);
+      const jsonLength = Number(res.headers.get('inference-header-content-length'));
+      const body = Buffer.from(await res.arrayBuffer());
+      const out = new Float32Array(body.buffer.slice(body.byteOffset + jsonLength, body.byteOffset + body.length));
+      assert.equal(out.length, values.length);
+      assert.ok(out.every((v, i) => v === values[i]! * 2), `round ${round}: the answer is not every value doubled`);
+    }
+  });
+
   test('binary tensor data extension: binary inputs, binary and JSON outputs in one response', async () => {
     const values = Float32Array.from([1.5, -2, 3.25, 4]);
     const words = Buffer.concat(['xy', 'hello'].map((w) => { const b = Buffer.alloc(4 + w.length); b.writeUInt32LE(w.length); b.write(w, 4); return b; }));
