@@ -1,8 +1,9 @@
 // A TCP server driven from Node's own event loop (libuv's uv_poll on each socket) with plain
-// syscalls: accept, read and sendmsg. One JS callback per event, no streams. `caphost serve`
-// answers an HTTP request in a few tens of µs, and node:net's Socket put every read through
-// Readable and every write through Writable, StreamBase and a WriteWrap: about 4 µs of the
-// event loop's time per request, a tenth of it.
+// syscalls: accept, read and sendmsg. One JS callback per event, no streams. node:net's Socket
+// put every read through Readable and a new Buffer, and every write through Writable, StreamBase
+// and a WriteWrap; `caphost serve` answers a request in a few tens of µs, and in an A/B at 64
+// connections this server (with the parser changes of the same commit) took the event loop from
+// 27.3-28.5 to 26.5-26.9 µs of CPU per request and served 2-5% more requests per second.
 //
 // Events reach JS as onEvent(kind, id, value, length): CONNECTION, SLAB (value: the Buffer that
 // DATA events point into from now on), DATA (value: offset in the slab, length: bytes), END
@@ -29,7 +30,6 @@
 #include <cstring>
 #include <string>
 #include <unordered_map>
-#include <vector>
 
 #include "../core/edge.h"
 
