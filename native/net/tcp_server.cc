@@ -557,43 +557,40 @@ class TcpServer : public Napi::ObjectWrap<TcpServer> {
     });
   }
 
-  Napi::Value Pause(const Napi::CallbackInfo& info) {
+  // The body of pause, resume, end and destroy: `act` on the live connection `id`, if there is one.
+  template <typename Act>
+  Napi::Value OnConn(const Napi::CallbackInfo& info, Act&& act) {
     return Guard(info, [&]() -> Napi::Value {
-      if (Conn* c = Find(info)) {
-        c->paused = true;
-        Watch(c);
-      }
+      if (Conn* c = Find(info)) act(c);
       return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value Pause(const Napi::CallbackInfo& info) {
+    return OnConn(info, [](Conn* c) {
+      c->paused = true;
+      Watch(c);
     });
   }
 
   Napi::Value Resume(const Napi::CallbackInfo& info) {
-    return Guard(info, [&]() -> Napi::Value {
-      if (Conn* c = Find(info)) {
-        c->paused = false;
-        Watch(c);
-      }
-      return info.Env().Undefined();
+    return OnConn(info, [](Conn* c) {
+      c->paused = false;
+      Watch(c);
     });
   }
 
   // Half-closes once what waits is written, and closes once the peer has ended too; until then
-// reading goes on.
+  // reading goes on.
   Napi::Value End(const Napi::CallbackInfo& info) {
-    return Guard(info, [&]() -> Napi::Value {
-      if (Conn* c = Find(info)) {
-        c->ending = true;
-        FinishEnd(c);
-      }
-      return info.Env().Undefined();
+    return OnConn(info, [](Conn* c) {
+      c->ending = true;
+      FinishEnd(c);
     });
   }
 
   Napi::Value Destroy(const Napi::CallbackInfo& info) {
-    return Guard(info, [&]() -> Napi::Value {
-      if (Conn* c = Find(info)) CloseConn(c, 0);
-      return info.Env().Undefined();
-    });
+    return OnConn(info, [](Conn* c) { CloseConn(c, 0); });
   }
 
   // Stops accepting; open connections stay until destroyed or closed by their peers.

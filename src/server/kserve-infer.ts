@@ -133,25 +133,21 @@ export function inferResponse(model: Model, plan: InferPlan, output: Record<stri
   let head = `{"model_name":${JSON.stringify(model.name)},"model_version":${JSON.stringify(model.version)}`;
   if (plan.id !== undefined) head += `,"id":${JSON.stringify(plan.id)}`;
   head += ',"outputs":[';
-  if (!plan.anyBinary) {
-    let json = head;
-    for (let i = 0; i < plan.outputs.length; i++) json += (i === 0 ? '' : ',') + tensorJson(jsonOutput(model.name, plan.outputs[i]!.spec, output));
-    return { body: `${json}]}`, jsonLength: undefined };
-  }
   const parts: Buffer[] = [];
-  let json = head;
   for (let i = 0; i < plan.outputs.length; i++) {
     const o = plan.outputs[i]!;
-    if (i > 0) json += ',';
+    if (i > 0) head += ',';
     if (!o.binary) {
-      json += tensorJson(jsonOutput(model.name, o.spec, output));
+      head += tensorJson(jsonOutput(model.name, o.spec, output));
       continue;
     }
     const { tensor, bytes } = binaryOutput(model.name, o.spec, output);
-    json += JSON.stringify(tensor);
+    head += JSON.stringify(tensor);
     parts.push(bytes);
   }
-  const header = Buffer.from(`${json}]}`, 'utf8');
+  head += ']}';
+  if (!plan.anyBinary) return { body: head, jsonLength: undefined };
+  const header = Buffer.from(head, 'utf8');
   return { body: Buffer.concat([header, ...parts]), jsonLength: header.length };
 }
 

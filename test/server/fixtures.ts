@@ -38,6 +38,22 @@ export async function postJson(url: string, body: unknown, headers: Record<strin
   return { status: res.status, body: await res.json(), headers: res.headers };
 }
 
+/**
+ * A KServe infer request with the binary tensor data extension: the JSON header, then the bytes
+ * of each part. Returns the answer's JSON header and the binary data after it.
+ */
+export async function postBinary(url: string, header: object, parts: Uint8Array[]): Promise<{ status: number; json: any; binary: Buffer }> {
+  const head = Buffer.from(JSON.stringify(header));
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/octet-stream', 'Inference-Header-Content-Length': String(head.length) },
+    body: Buffer.concat([head, ...parts]),
+  });
+  const body = Buffer.from(await res.arrayBuffer());
+  const length = Number(res.headers.get('inference-header-content-length') ?? body.length);
+  return { status: res.status, json: JSON.parse(body.toString('utf8', 0, length)), binary: body.subarray(length) };
+}
+
 const run = promisify(execFile);
 
 /** curl, the real one: returns status and body. */

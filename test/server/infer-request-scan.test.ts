@@ -1,18 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { scanInferRequest } from '../../src/server/infer-request-scan.js';
-
-/** Deterministic, so a failure names a case that can be run again. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../support/prng.js';
 
 function generator(random: () => number): () => { text: string; duplicate: boolean } {
   let duplicate = false;
@@ -80,7 +69,7 @@ function generator(random: () => number): () => { text: string; duplicate: boole
 }
 
 test('what the scan reads is exactly what JSON.parse reads; everything else is left to JSON.parse', () => {
-  const random = prng(20261207);
+  const random = mulberry32(20261207);
   const next = generator(random);
   let scanned = 0;
   let usual = 0;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { curl, getJson, postJson, serve, waitFor, worker, type Served } from './fixtures.js';
+import { curl, getJson, postBinary, postJson, serve, waitFor, worker, type Served } from './fixtures.js';
 
 describe('KServe v2 over HTTP against a real server', () => {
   let s: Served;
@@ -83,19 +83,12 @@ describe('KServe v2 over HTTP against a real server', () => {
     // The native server reads into 128 KiB slabs: these bodies span reads and slab boundaries.
     for (let round = 0; round < 4; round++) {
       const values = Float32Array.from({ length: 15_000 }, (_, i) => i * 0.25 - round);
-      const header = Buffer.from(JSON.stringify({
+      const res = await postBinary(`${s.url}/v2/models/scale/infer`, {
         inputs: [{ name: 'values', shape: [values.length], datatype: 'FP32', parameters: { binary_data_size: values.byteLength } }],
         outputs: [{ name: 'values', parameters: { binary_data: true } }],
-      }));
-      const res = await fetch(`${s.url}/v2/models/scale/infer`, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/octet-stream', 'Inference-Header-Content-Length': String(header.length) },
-        body: Buffer.concat([header, Buffer.from(values.buffer)]),
-      });
+      }, [Buffer.from(values.buffer)]);
       assert.equal(res.status, 200);
-      const jsonLength = Number(res.headers.get('inference-header-content-length'));
-      const body = Buffer.from(await res.arrayBuffer());
-      const out = new Float32Array(body.buffer.slice(body.byteOffset + jsonLength, body.byteOffset + body.length));
+      const out = new Float32Array(Uint8Array.from(res.binary).buffer);
       assert.equal(out.length, values.length);
       assert.ok(out.every((v, i) => v === values[i]! * 2), `round ${round}: the answer is not every value doubled`);
     }
@@ -104,50 +97,34 @@ describe('KServe v2 over HTTP against a real server', () => {
   test('binary tensor data extension: binary inputs, binary and JSON outputs in one response', async () => {
     const values = Float32Array.from([1.5, -2, 3.25, 4]);
     const words = Buffer.concat(['xy', 'hello'].map((w) => { const b = Buffer.alloc(4 + w.length); b.writeUInt32LE(w.length); b.write(w, 4); return b; }));
-    const header = Buffer.from(JSON.stringify({
+    const res = await postBinary(`${s.url}/v2/models/scale/infer`, {
       inputs: [{ name: 'values', shape: [2, 2], datatype: 'FP32', parameters: { binary_data_size: values.byteLength } }],
       outputs: [{ name: 'values', parameters: { binary_data: true } }, { name: 'sum' }],
-    }));
-    const res = await fetch(`${s.url}/v2/models/scale/infer`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/octet-stream', 'Inference-Header-Content-Length': String(header.length) },
-      body: Buffer.concat([header, Buffer.from(values.buffer)]),
-    });
+    }, [Buffer.from(values.buffer)]);
     assert.equal(res.status, 200);
-    const jsonLength = Number(res.headers.get('inference-header-content-length'));
-    const body = Buffer.from(await res.arrayBuffer());
-    const json = JSON.parse(body.toString('utf8', 0, jsonLength));
-    assert.deepEqual(json.outputs[0], { name: 'values', datatype: 'FP32', shape: [2, 2], parameters: { binary_data_size: 16 } });
-    assert.deepEqual(json.outputs[1], { name: 'sum', datatype: 'FP32', shape: [1], data: [6.75] });
-    const out = new Float32Array(body.buffer.slice(body.byteOffset + jsonLength, body.byteOffset + body.length));
+    assert.deepEqual(res.json.outputs[0], { name: 'values', datatype: 'FP32', shape: [2, 2], parameters: { binary_data_size: 16 } });
+    assert.deepEqual(res.json.outputs[1], { name: 'sum', datatype: 'FP32', shape: [1], data: [6.75] });
+    const out = new Float32Array(Uint8Array.from(res.binary).buffer);
     assert.deepEqual([...out], [3, -4, 6.5, 8]);
 
     // BYTES travel as 4-byte little-endian lengths + bytes, INT64 as 8 bytes each; binary_data_output asks for every output in binary.
     const big = BigInt64Array.from([7n, -3n]);
-    const header2 = Buffer.from(JSON.stringify({
+    const res2 = await postBinary(`${s.url}/v2/models/tensor.mixed/infer`, {
       parameters: { binary_data_output: true },
       inputs: [
         { name: 'words', shape: [2], datatype: 'BYTES', parameters: { binary_data_size: words.length } },
         { name: 'big', shape: [2], datatype: 'INT64', parameters: { binary_data_size: 16 } },
       ],
       outputs: [{ name: 'words' }, { name: 'big' }],
-    }));
-    const res2 = await fetch(`${s.url}/v2/models/tensor.mixed/infer`, {
-      method: 'POST',
-      headers: { 'Inference-Header-Content-Length': String(header2.length) },
-      body: Buffer.concat([header2, words, Buffer.from(big.buffer)]),
-    });
+    }, [words, Buffer.from(big.buffer)]);
     assert.equal(res2.status, 200);
-    const body2 = Buffer.from(await res2.arrayBuffer());
-    const len2 = Number(res2.headers.get('inference-header-content-length'));
-    const json2 = JSON.parse(body2.toString('utf8', 0, len2));
-    assert.deepEqual(json2.outputs.map((o: { parameters: { binary_data_size: number } }) => o.parameters.binary_data_size), [15, 16]);
-    const wordsOut = body2.subarray(len2, len2 + 15);
+    assert.deepEqual(res2.json.outputs.map((o: { parameters: { binary_data_size: number } }) => o.parameters.binary_data_size), [15, 16]);
+    const wordsOut = res2.binary.subarray(0, 15);
     assert.equal(wordsOut.readUInt32LE(0), 5);
     assert.equal(wordsOut.toString('utf8', 4, 9), 'hello');
     assert.equal(wordsOut.readUInt32LE(9), 2);
     assert.equal(wordsOut.toString('utf8', 13, 15), 'xy');
-    const bigOut = new BigInt64Array(Uint8Array.from(body2.subarray(len2 + 15)).buffer);
+    const bigOut = new BigInt64Array(Uint8Array.from(res2.binary.subarray(15)).buffer);
     assert.deepEqual([...bigOut], [14n, -6n]);
   });
 
